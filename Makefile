@@ -1,0 +1,31 @@
+GO      ?= go
+GOROOT  := $(shell $(GO) env GOROOT)
+WASMEXEC := $(GOROOT)/lib/wasm/go_js_wasm_exec
+FUZZTIME ?= 1m
+
+.PHONY: all build test test-native test-wasm vet fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/freelunch ./cmd/freelunch
+
+vet:
+	$(GO) vet ./...
+
+test-native:
+	$(GO) test ./...
+
+# The core under GOOS=js/wasm in Node. wasm_exec.js caps argv+env at 8 KiB, hence env -i.
+test-wasm:
+	env -i PATH="$(GOROOT)/bin:$(GOROOT)/lib/wasm:/usr/local/bin:/usr/bin:/bin" HOME="$(HOME)" \
+		GOCACHE="$(shell $(GO) env GOCACHE)" GOMODCACHE="$(shell $(GO) env GOMODCACHE)" \
+		GOOS=js GOARCH=wasm $(GO) test -exec="$(WASMEXEC)" ./core/...
+
+test: vet test-native test-wasm
+
+fuzz:
+	$(GO) test ./core/safetensors -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin web/main.wasm web/wasm_exec.js

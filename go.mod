@@ -1,0 +1,3 @@
+module freelunch
+
+go 1.26
