@@ -87,6 +87,9 @@ type InputRule struct {
 	Base      Need // whether base_model is required, optional or not used
 	MinModels int  // minimum number of non-base models
 	MaxModels int  // maximum (0: no limit)
+	// BaseIsInput: the base model, if given, is merged like any other model and needs a
+	// weight (linear); Tensor.HasBase is then false.
+	BaseIsInput bool
 }
 
 // Need says whether something is required.
