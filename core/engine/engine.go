@@ -1,0 +1,473 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"freelunch/core/dtype"
+	"freelunch/core/merge"
+	"freelunch/core/plan"
+	"freelunch/core/safetensors"
+)
+
+// DefaultChunkSize is the default number of elements per chunk (--chunk-size).
+const DefaultChunkSize = 1 << 20
+
+// ErrNonFinite is wrapped by the error for a NaN or Inf in an input when
+// Options.AllowNonFinite is false.
+var ErrNonFinite = errors.New("non-finite input")
+
+// Options control how a plan runs. None of them changes the output bytes.
+type Options struct {
+	ChunkSize      int  // elements per chunk; 0 means DefaultChunkSize
+	Threads        int  // workers; 0 means runtime.NumCPU()
+	AllowNonFinite bool // merge inputs holding NaN or Inf instead of failing
+	CopyTokenizer  bool // copy the tokenizer and generation files of Plan.Tokenizer
+	// Progress, if set, is called from a single goroutine after each chunk is written.
+	Progress func(Progress)
+	// Yield, if set, is called between chunks from the writing goroutine; the browser
+	// uses it to let messages (cancel) in.
+	Yield func()
+}
+
+// Progress is a snapshot of a running merge.
+type Progress struct {
+	BytesRead    int64 // input bytes read so far (every pass)
+	BytesWritten int64 // output bytes written so far (shards)
+	TotalBytes   int64 // output bytes of all shards
+	TensorsDone  int
+	Tensors      int
+	Tensor       string // the tensor being written
+}
+
+// Result summarises a finished merge.
+type Result struct {
+	BytesRead    int64
+	BytesWritten int64 // all files, shards and side files
+	Files        []string
+	NonFinite    int64    // NaN or Inf input elements seen (only with AllowNonFinite)
+	Warnings     []string // e.g. integer tensors whose bytes differ between models
+}
+
+// A Sink receives the output files one after another: each Create ends the previous file.
+type Sink interface {
+	Create(name string) (io.Writer, error)
+}
+
+// unit is one chunk of one output tensor.
+type unit struct {
+	seq   int
+	entry int
+	off   int64 // first element
+	n     int64 // elements
+}
+
+type result struct {
+	seq, entry int
+	buf        []byte
+}
+
+// tensorState is the per-tensor kernel, made and taken through its statistics passes by
+// the first worker that reaches the tensor.
+type tensorState struct {
+	once   sync.Once
+	kernel merge.Kernel
+	err    error
+	left   atomic.Int64 // chunks not yet merged; the kernel is dropped at 0
+}
+
+// Run executes p, writing every output file to sink. It stops when ctx is cancelled,
+// returning ctx's cause. The output does not depend on ChunkSize or Threads.
+func Run(ctx context.Context, p *plan.Plan, sink Sink, opts Options) (*Result, error) {
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = DefaultChunkSize
+	}
+	if opts.Threads <= 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	r := &runner{p: p, opts: opts, states: make([]tensorState, len(p.Entries)), res: &Result{}}
+	if err := r.run(ctx, sink); err != nil {
+		return nil, err
+	}
+	if err := writeSideFiles(p, sink, opts, r.res); err != nil {
+		return nil, err
+	}
+	r.res.BytesRead = r.read.Load()
+	r.res.NonFinite = r.nonFinite.Load()
+	return r.res, nil
+}
+
+type runner struct {
+	p         *plan.Plan
+	opts      Options
+	states    []tensorState
+	res       *Result
+	read      atomic.Int64
+	nonFinite atomic.Int64
+	warnMu    sync.Mutex
+}
+
+// chunkSize returns the chunk length for a tensor whose kernel has granule g: the
+// largest multiple of g not above ChunkSize, and at least g.
+func (r *runner) chunkSize(g int64) int64 {
+	g = max(g, 1)
+	return max(g, int64(r.opts.ChunkSize)/g*g)
+}
+
+// dispatch makes each tensor's kernel when it reaches the tensor and hands out its
+// chunks in order, at most cap(tokens) ahead of the writer. It returns the unit count.
+func (r *runner) dispatch(ctx context.Context, work chan<- unit, tokens chan<- struct{}) int {
+	seq := 0
+	for i := range r.p.Entries {
+		e := &r.p.Entries[i]
+		st := &r.states[i]
+		size := int64(r.opts.ChunkSize)
+		if e.Merge != nil {
+			st.kernel = r.p.Method.New(e.Merge)
+			size = r.chunkSize(st.kernel.Granule())
+		}
+		st.left.Store((e.N + size - 1) / size)
+		for off := int64(0); off < e.N; off += size {
+			select {
+			case tokens <- struct{}{}:
+			case <-ctx.Done():
+				return -1
+			}
+			select {
+			case work <- unit{seq: seq, entry: i, off: off, n: min(size, e.N-off)}:
+			case <-ctx.Done():
+				return -1
+			}
+			seq++
+		}
+	}
+	return seq
+}
+
+func (r *runner) run(ctx context.Context, sink Sink) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	inflight := 2*r.opts.Threads + 1
+	tokens := make(chan struct{}, inflight)
+	work := make(chan unit)
+	results := make(chan result, inflight)
+	bufs := make(chan []byte, inflight)
+	total := make(chan int, 1)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(work)
+		total <- r.dispatch(ctx, work, tokens)
+	}()
+	for w := 0; w < r.opts.Threads; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wk := &worker{r: r}
+			for u := range work {
+				var buf []byte
+				select {
+				case buf = <-bufs:
+				default:
+				}
+				out, err := wk.do(ctx, u, buf)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				select {
+				case results <- result{seq: u.seq, entry: u.entry, buf: out}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	err := r.write(ctx, sink, results, total, tokens, bufs)
+	if err != nil {
+		cancel(err)
+	}
+	wg.Wait()
+	return err
+}
+
+// write writes the shards, taking the units' bytes in order as they arrive.
+func (r *runner) write(ctx context.Context, sink Sink, results <-chan result, total <-chan int, tokens <-chan struct{}, bufs chan<- []byte) error {
+	p := r.p
+	var totalBytes int64
+	for _, s := range p.Shards {
+		totalBytes += s.Size
+	}
+	var (
+		pending = map[int]result{}
+		units   = -1 // known once the dispatcher is done
+		shard   = -1
+		sw      *safetensors.Writer
+		cw      *countWriter
+		written int64 // bytes of closed shards
+	)
+	// advance closes the open shard and opens the following ones up to shard to.
+	advance := func(to int) error {
+		for shard < to {
+			if sw != nil {
+				if err := sw.Close(); err != nil {
+					return fmt.Errorf("write %s: %w", p.Shards[shard].FileName, err)
+				}
+				written += cw.n
+				r.res.Files = append(r.res.Files, p.Shards[shard].FileName)
+				r.res.BytesWritten += cw.n
+			}
+			shard++
+			if shard == len(p.Shards) {
+				sw = nil
+				return nil
+			}
+			w, err := sink.Create(p.Shards[shard].FileName)
+			if err != nil {
+				return err
+			}
+			cw = &countWriter{w: w}
+			sw, err = safetensors.NewWriter(cw, p.Shards[shard].Specs, map[string]string{"format": "pt"})
+			if err != nil {
+				return fmt.Errorf("write %s: %w", p.Shards[shard].FileName, err)
+			}
+		}
+		return nil
+	}
+	for next := 0; ; next++ {
+		res, ok := pending[next]
+		for !ok && next != units {
+			select {
+			case res = <-results:
+				pending[res.seq] = res
+			case units = <-total:
+				if units < 0 {
+					return context.Cause(ctx)
+				}
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			res, ok = pending[next]
+		}
+		if !ok {
+			break // every unit is written
+		}
+		delete(pending, next)
+		e := &p.Entries[res.entry]
+		if err := advance(e.Shard); err != nil {
+			return err
+		}
+		if _, err := sw.Write(res.buf); err != nil {
+			return fmt.Errorf("write %s: tensor %q: %w", p.Shards[shard].FileName, e.Name, err)
+		}
+		select {
+		case bufs <- res.buf[:0]:
+		default:
+		}
+		<-tokens
+		if r.opts.Progress != nil {
+			r.opts.Progress(Progress{
+				BytesRead: r.read.Load(), BytesWritten: written + cw.n, TotalBytes: totalBytes,
+				TensorsDone: res.entry, Tensors: len(p.Entries), Tensor: e.Name,
+			})
+		}
+		if r.opts.Yield != nil {
+			r.opts.Yield()
+		}
+	}
+	if err := advance(len(p.Shards)); err != nil {
+		return err
+	}
+	if r.opts.Progress != nil {
+		r.opts.Progress(Progress{BytesRead: r.read.Load(), BytesWritten: written, TotalBytes: totalBytes,
+			TensorsDone: len(p.Entries), Tensors: len(p.Entries)})
+	}
+	return nil
+}
+
+// worker owns the buffers of one goroutine.
+type worker struct {
+	r   *runner
+	raw [][]byte
+	in   [][]float32
+	view [][]float32 // in, resliced to the current chunk
+	dst  []float32
+}
+
+// buffers sizes the worker's buffers for k inputs of n elements each.
+func (w *worker) buffers(k int, n int64) {
+	for len(w.raw) < k {
+		w.raw = append(w.raw, nil)
+		w.in = append(w.in, nil)
+	}
+	for i := 0; i < k; i++ {
+		if int64(cap(w.in[i])) < n {
+			w.in[i] = make([]float32, n)
+		}
+		if int64(cap(w.raw[i])) < 8*n {
+			w.raw[i] = make([]byte, 8*n)
+		}
+	}
+	if int64(cap(w.dst)) < n {
+		w.dst = make([]float32, n)
+	}
+}
+
+// do computes unit u into buf (grown as needed) and returns the output bytes.
+func (w *worker) do(ctx context.Context, u unit, buf []byte) ([]byte, error) {
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	r := w.r
+	e := &r.p.Entries[u.entry]
+	st := &r.states[u.entry]
+	outSize := int64(e.DType.Size())
+	need := int(u.n * outSize)
+	if cap(buf) < need {
+		buf = make([]byte, need)
+	}
+	buf = buf[:need]
+
+	if e.Merge == nil {
+		w.buffers(len(e.Inputs), u.n)
+		return buf, w.copyChunk(e, u, buf)
+	}
+	st.once.Do(func() { st.err = w.prepare(ctx, e, st.kernel) })
+	if st.err != nil {
+		return nil, st.err
+	}
+	in := w.chunk(len(e.Inputs), u.n)
+	for k := range e.Inputs {
+		if err := w.load(e, k, u.off, in[k], w.raw[k]); err != nil {
+			return nil, err
+		}
+	}
+	dst := w.dst[:u.n]
+	st.kernel.Merge(dst, u.off, in)
+	dtype.Encode(buf, dst, e.DType)
+	if st.left.Add(-1) == 0 {
+		st.kernel = nil
+	}
+	return buf, nil
+}
+
+// prepare runs the kernel k of e through its statistics passes over the whole tensor.
+func (w *worker) prepare(ctx context.Context, e *plan.Entry, k merge.Kernel) error {
+	size := w.r.chunkSize(k.Granule())
+	for pass := 0; k.NeedPass(pass); pass++ {
+		for off := int64(0); off < e.N; off += size {
+			if err := context.Cause(ctx); err != nil {
+				return err
+			}
+			n := min(size, e.N-off)
+			w.buffers(len(e.Inputs), n)
+			in := w.chunk(len(e.Inputs), n)
+			for i := range e.Inputs {
+				if err := w.load(e, i, off, in[i], w.raw[i]); err != nil {
+					return err
+				}
+			}
+			k.Observe(pass, off, in)
+		}
+	}
+	return nil
+}
+
+// chunk returns the worker's input buffers resliced to k inputs of n elements.
+func (w *worker) chunk(k int, n int64) [][]float32 {
+	w.buffers(k, n)
+	w.view = w.view[:0]
+	for i := 0; i < k; i++ {
+		w.view = append(w.view, w.in[i][:n])
+	}
+	return w.view
+}
+
+// load reads elements [off, off+len(dst)) of input k of e and decodes them to float32.
+func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte) error {
+	in := e.Inputs[k]
+	size := int64(in.Tensor.DType.Size())
+	raw = raw[:int64(len(dst))*size]
+	if err := in.Model.ReadAt(in.Tensor, raw, off*size); err != nil {
+		return fmt.Errorf("read %s: tensor %q: %w", in.Model.Path, in.Tensor.Name, err)
+	}
+	w.r.read.Add(int64(len(raw)))
+	dtype.Decode(dst, raw, in.Tensor.DType)
+	if bad, first := countNonFinite(dst); bad > 0 {
+		if !w.r.opts.AllowNonFinite {
+			return fmt.Errorf("%w: model %s: tensor %q has %d NaN or Inf values among elements [%d, %d), the first at element %d; merge anyway with --allow-nonfinite",
+				ErrNonFinite, in.Model.Path, in.Tensor.Name, bad, off, off+int64(len(dst)), off+int64(first))
+		}
+		w.r.nonFinite.Add(int64(bad))
+	}
+	return nil
+}
+
+// countNonFinite returns how many elements of x are NaN or ±Inf and the index of the first.
+func countNonFinite(x []float32) (n, first int) {
+	first = -1
+	for i, v := range x {
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+			if n == 0 {
+				first = i
+			}
+			n++
+		}
+	}
+	return n, first
+}
+
+// copyChunk copies a chunk of a non-float tensor from the reference model into buf and
+// compares the other models' bytes with it.
+func (w *worker) copyChunk(e *plan.Entry, u unit, buf []byte) error {
+	size := int64(e.DType.Size())
+	ref := e.Inputs[0]
+	if err := ref.Model.ReadAt(ref.Tensor, buf, u.off*size); err != nil {
+		return fmt.Errorf("read %s: tensor %q: %w", ref.Model.Path, ref.Tensor.Name, err)
+	}
+	w.r.read.Add(int64(len(buf)))
+	for k := 1; k < len(e.Inputs); k++ {
+		in := e.Inputs[k]
+		raw := w.raw[k][:len(buf)]
+		if err := in.Model.ReadAt(in.Tensor, raw, u.off*size); err != nil {
+			return fmt.Errorf("read %s: tensor %q: %w", in.Model.Path, in.Tensor.Name, err)
+		}
+		w.r.read.Add(int64(len(raw)))
+		if string(raw) != string(buf) {
+			w.warnOnce(e.Name, fmt.Sprintf("tensor %q (%s) differs between %s and %s; the output copies %s",
+				e.Name, e.DType, ref.Model.Path, in.Model.Path, ref.Model.Path))
+		}
+	}
+	return nil
+}
+
+func (w *worker) warnOnce(key, msg string) {
+	r := w.r
+	r.warnMu.Lock()
+	defer r.warnMu.Unlock()
+	for _, m := range r.res.Warnings {
+		if m == msg {
+			return
+		}
+	}
+	r.res.Warnings = append(r.res.Warnings, msg)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
