@@ -295,8 +295,8 @@ func (r *runner) write(ctx context.Context, sink Sink, results <-chan result, to
 
 // worker owns the buffers of one goroutine.
 type worker struct {
-	r   *runner
-	raw [][]byte
+	r    *runner
+	raw  [][]byte
 	in   [][]float32
 	view [][]float32 // in, resliced to the current chunk
 	dst  []float32

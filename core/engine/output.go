@@ -219,4 +219,3 @@ func ModelCard(p *plan.Plan) []byte {
 	b.WriteString("```\n")
 	return []byte(b.String())
 }
-
