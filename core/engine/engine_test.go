@@ -1,0 +1,195 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"freelunch/core/config"
+	"freelunch/core/dtype"
+	"freelunch/core/plan"
+	"freelunch/core/safetensors"
+	"freelunch/internal/testmodel"
+)
+
+// memSink keeps the output files in memory.
+type memSink struct {
+	names []string
+	files map[string]*bytes.Buffer
+}
+
+func (s *memSink) Create(name string) (io.Writer, error) {
+	if s.files == nil {
+		s.files = map[string]*bytes.Buffer{}
+	}
+	if _, dup := s.files[name]; dup {
+		return nil, fmt.Errorf("file %s created twice", name)
+	}
+	b := &bytes.Buffer{}
+	s.names = append(s.names, name)
+	s.files[name] = b
+	return b, nil
+}
+
+func (s *memSink) digest() string {
+	h := sha256.New()
+	for _, n := range s.names {
+		fmt.Fprintf(h, "%s %d\n", n, s.files[n].Len())
+		h.Write(s.files[n].Bytes())
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+func writeFamily(t testing.TB, spec testmodel.Spec) (dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	for name, v := range map[string]testmodel.Variant{
+		"base": {}, "ft1": {Seed: 11, Scale: 0.002}, "ft2": {Seed: 22, Scale: 0.003},
+	} {
+		if err := spec.Write(filepath.Join(dir, name), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func scalar(v any) config.Value { return config.Value{Scalar: v} }
+
+// cfgFor returns a config of method over the family in dir.
+func cfgFor(dir, method string, global config.Params, args ...config.Params) *config.Config {
+	c := &config.Config{MergeMethod: method, BaseModel: filepath.Join(dir, "base"), Parameters: global, Raw: []byte("merge_method: " + method + "\n")}
+	for i, a := range args {
+		c.Models = append(c.Models, config.ModelEntry{Model: filepath.Join(dir, fmt.Sprintf("ft%d", i+1)), Parameters: a})
+	}
+	return c
+}
+
+func runPlan(t testing.TB, c *config.Config, shard int64, opts Options) (*memSink, *Result, error) {
+	t.Helper()
+	p, err := plan.Build(c, safetensors.OSFS{}, plan.Options{Seed: 7, ShardSize: shard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s := &memSink{}
+	res, err := Run(context.Background(), p, s, opts)
+	return s, res, err
+}
+
+// TestChunkThreadInvariance checks that every chunk size and thread count gives
+// byte-identical output (design.md §9).
+func TestChunkThreadInvariance(t *testing.T) {
+	spec := testmodel.Small
+	spec.IntTensor = true
+	dir := writeFamily(t, spec)
+	methods := []struct {
+		name   string
+		global config.Params
+		args   []config.Params
+	}{
+		{"task_arithmetic", nil, []config.Params{{"weight": scalar(0.5)}, {"weight": scalar(0.7)}}},
+		{"ties", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"dare_ties", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.3)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"dare_linear", config.Params{"rescale_norm": scalar("l1")}, []config.Params{{"weight": scalar(1.0), "density": scalar(0.3)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+	}
+	threads := []int{1, 4}
+	chunks := []int{1, 7, 1000, DefaultChunkSize}
+	if runtime.GOOS == "js" {
+		chunks = []int{7, 1000, DefaultChunkSize} // chunk 1 is slow under wasm; covered natively
+	}
+	for _, m := range methods {
+		t.Run(m.name, func(t *testing.T) {
+			c := cfgFor(dir, m.name, m.global, m.args...)
+			want := ""
+			for _, th := range threads {
+				for _, ch := range chunks {
+					s, _, err := runPlan(t, c, 4096, Options{ChunkSize: ch, Threads: th})
+					if err != nil {
+						t.Fatalf("chunk %d threads %d: %v", ch, th, err)
+					}
+					if len(s.names) < 3 {
+						t.Fatalf("only %d files written; want several shards: %v", len(s.names), s.names)
+					}
+					got := s.digest()
+					if want == "" {
+						want = got
+					} else if got != want {
+						t.Errorf("chunk %d threads %d: output differs", ch, th)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCancel(t *testing.T) {
+	spec := testmodel.Small
+	spec.Hidden, spec.Intermediate, spec.Vocab = 64, 160, 256
+	dir := writeFamily(t, spec)
+	c := cfgFor(dir, "task_arithmetic", nil, config.Params{"weight": scalar(0.5)}, config.Params{"weight": scalar(0.5)})
+	p, err := plan.Build(c, safetensors.OSFS{}, plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	_, err = Run(ctx, p, &memSink{}, Options{ChunkSize: 64, Threads: 2, Progress: func(Progress) {
+		calls++
+		if calls == 5 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run after cancel = %v, want context.Canceled", err)
+	}
+	// Goroutines end: give the runtime a moment, then count.
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestNonFinite(t *testing.T) {
+	dir := writeFamily(t, testmodel.Small)
+	// Put a NaN into ft1's lm_head (a BF16 file written by testmodel): patch its bytes.
+	path := filepath.Join(dir, "ft1", "model.safetensors")
+	m, err := safetensors.OpenModel(safetensors.OSFS{}, filepath.Join(dir, "ft1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ten := m.Lookup("lm_head.weight")
+	f, err := safetensors.OSFS{}.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 8)
+	f.ReadAt(hdr, 0)
+	f.Close()
+	m.Close()
+	dataStart := int64(8 + uint64(hdr[0]) | uint64(hdr[1])<<8 | uint64(hdr[2])<<16 | uint64(hdr[3])<<24)
+	raw, _ := os.ReadFile(path)
+	nan := make([]byte, 2)
+	dtype.Encode(nan, []float32{float32(math.NaN())}, dtype.BF16)
+	copy(raw[dataStart+ten.Start+6:], nan)
+	os.WriteFile(path, raw, 0o644)
+
+	c := cfgFor(dir, "task_arithmetic", nil, config.Params{"weight": scalar(0.5)}, config.Params{"weight": scalar(0.5)})
+	_, _, err = runPlan(t, c, 0, Options{})
+	if !errors.Is(err, ErrNonFinite) {
+		t.Fatalf("merge with a NaN input = %v, want ErrNonFinite", err)
+	}
+	_, res, err := runPlan(t, c, 0, Options{AllowNonFinite: true})
+	if err != nil || res.NonFinite != 1 {
+		t.Fatalf("merge with AllowNonFinite = %v, NonFinite %v; want nil, 1", err, res)
+	}
+}
