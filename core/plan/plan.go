@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"freelunch/core/config"
@@ -101,14 +102,29 @@ func errorf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrPlan, fmt.Sprintf(format, args...))
 }
 
-// source is one model of the config as the planner sees it.
+// source is one input model of a group as the planner sees it.
 type source struct {
 	path   string
 	model  *safetensors.Model
 	params config.Params // per-model parameters (nil for a base that is not listed)
-	index  int           // position in the config's models list, -1 if not listed
-	line   int
+	index  int           // §4 model number: position in models (or in its slice's sources)
+	start  int           // first layer taken from the model (slices)
 }
+
+// group is a set of inputs merged together: all the models of a models config, or the
+// sources of one slice.
+type group struct {
+	inputs  []*source // the base first when hasBase
+	hasBase bool
+	params  config.Params // slice parameters (nil for a models config)
+	// For slices: the layers [start, start+n) of each source become output layers
+	// [out, out+n). sliced is false for a models config.
+	sliced bool
+	n, out int
+}
+
+// ref returns the group's reference input: the base, else the first input.
+func (g *group) ref() *source { return g.inputs[0] }
 
 // Build opens the models of cfg through fsys, checks everything that can be checked from
 // headers (design.md §8), and returns the plan. On error every opened model is closed.
@@ -116,9 +132,6 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 	method, ok := merge.Lookup(cfg.MergeMethod)
 	if !ok {
 		return nil, errorf("unknown merge_method %q", cfg.MergeMethod)
-	}
-	if len(cfg.Slices) > 0 {
-		return nil, errorf("slices are not supported yet")
 	}
 	if opts.ShardSize <= 0 {
 		opts.ShardSize = DefaultShardSize
@@ -129,7 +142,6 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 			p.Close()
 		}
 	}()
-
 	opened := map[string]*safetensors.Model{}
 	open := func(path string) (*safetensors.Model, error) {
 		if m, ok := opened[path]; ok {
@@ -144,58 +156,48 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 		return m, nil
 	}
 
-	rule := method.Inputs()
-	var base *source
-	var others []*source
-	if cfg.BaseModel != "" {
-		m, err := open(cfg.BaseModel)
-		if err != nil {
-			return nil, err
-		}
-		base = &source{path: cfg.BaseModel, model: m, index: -1}
-	} else if rule.Base == merge.Required {
-		return nil, errorf("merge_method %s needs a base_model", method.Name())
-	}
-	for i, e := range cfg.Models {
-		m, err := open(e.Model)
-		if err != nil {
-			return nil, err
-		}
-		s := &source{path: e.Model, model: m, params: e.Parameters, index: i, line: e.Line}
-		if base != nil && e.Model == cfg.BaseModel {
-			base.params, base.index, base.line = e.Parameters, i, e.Line
-			if !rule.BaseIsInput {
-				continue // the base listed among the models is still just the base
+	var groups []*group
+	if len(cfg.Slices) > 0 {
+		out := 0
+		for si, sl := range cfg.Slices {
+			var entries []config.ModelEntry
+			for _, src := range sl.Sources {
+				entries = append(entries, config.ModelEntry{Model: src.Model, Parameters: src.Parameters, Line: src.Line})
 			}
-			s = base
+			g, err := newGroup(cfg, method, entries, open, fmt.Sprintf("slices[%d]: ", si))
+			if err != nil {
+				return nil, err
+			}
+			g.sliced, g.params, g.out = true, sl.Parameters, out
+			g.n = -1
+			for _, in := range g.inputs {
+				for _, src := range sl.Sources {
+					if src.Model == in.path {
+						in.start = src.LayerRange[0]
+						n := src.LayerRange[1] - src.LayerRange[0]
+						if g.n >= 0 && n != g.n {
+							return nil, errorf("slices[%d] (line %d): the sources' layer ranges differ in length (%d and %d layers)", si, sl.Line, g.n, n)
+						}
+						g.n = n
+					}
+				}
+			}
+			out += g.n
+			groups = append(groups, g)
 		}
-		others = append(others, s)
-	}
-	if base != nil && rule.BaseIsInput && base.index < 0 {
-		// The base of a method such as linear is merged like any model.
-		others = append([]*source{base}, others...)
-	}
-	if len(others) < rule.MinModels {
-		return nil, errorf("merge_method %s needs at least %d models besides the base, the config has %d",
-			method.Name(), rule.MinModels, len(others))
-	}
-	if rule.MaxModels > 0 && len(others) > rule.MaxModels {
-		return nil, errorf("merge_method %s takes at most %d models besides the base, the config has %d",
-			method.Name(), rule.MaxModels, len(others))
+		p.OutLayers = out
+	} else {
+		g, err := newGroup(cfg, method, cfg.Models, open, "")
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
 	}
 
-	var inputs []*source
-	hasBase := base != nil && !rule.BaseIsInput
-	if hasBase {
-		inputs = append(inputs, base)
-	}
-	inputs = append(inputs, others...)
-	ref := inputs[0]
-	if base != nil {
-		ref = base
-	}
-	p.Base = ref.model
-	p.Tokenizer = ref.model
+	first, last := groups[0], groups[len(groups)-1]
+	p.Base = first.ref().model
+	p.Tokenizer = p.Base
+	refPath := first.ref().path
 	switch ts := cfg.TokenizerSource; ts {
 	case "", "base":
 	default:
@@ -205,41 +207,82 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 		}
 		p.Tokenizer = m
 	}
-
-	p.BaseConfig, err = ref.model.ReadFile("config.json", configLimit)
+	p.BaseConfig, err = p.Base.ReadFile("config.json", configLimit)
 	if err != nil {
 		if !errors.Is(err, safetensors.ErrNotFound) {
-			return nil, fmt.Errorf("model %s: config.json: %w", ref.path, err)
+			return nil, fmt.Errorf("model %s: config.json: %w", refPath, err)
 		}
 		p.BaseConfig = nil
 	}
-	p.Layers = layerCount(p.BaseConfig, ref.model)
+	p.Layers = layerCount(p.BaseConfig, p.Base)
 
 	params := method.Params()
-	for _, t := range ref.model.Tensors() {
-		e, err := p.entry(cfg, method, params, t, inputs, hasBase)
+	add := func(g *group, name, outName string, layer, layers int) error {
+		e, err := p.entry(cfg, method, params, g, name, outName, layer, layers)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.Entries = append(p.Entries, e)
+		return nil
 	}
-	for _, s := range inputs {
-		if s.model == ref.model {
-			continue
-		}
-		extra := 0
-		for _, t := range s.model.Tensors() {
-			if ref.model.Lookup(t.Name) == nil {
-				extra++
+	if !first.sliced {
+		for _, t := range p.Base.Tensors() {
+			if err := add(first, t.Name, t.Name, config.LayerOf(t.Name), p.Layers); err != nil {
+				return nil, err
 			}
 		}
-		if extra > 0 {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("model %s has %d tensors that %s lacks; they are left out of the output", s.path, extra, ref.path))
+		p.warnExtra(first)
+	} else {
+		// Tensors outside numbered layers come from the first slice, but the final norm
+		// and the output head come from the last; the layers of each slice in between.
+		var tail []*safetensors.Tensor
+		for _, t := range p.Base.Tensors() {
+			if config.LayerOf(t.Name) >= 0 {
+				continue
+			}
+			if isFinal(t.Name) {
+				tail = append(tail, t)
+				continue
+			}
+			if err := add(first, t.Name, t.Name, -1, 0); err != nil {
+				return nil, err
+			}
+		}
+		for gi, g := range groups {
+			for _, in := range g.inputs {
+				if n := layerCount(nil, in.model); in.start+g.n > n {
+					return nil, errorf("slices[%d]: layer_range [%d, %d) of %s is past its %d layers", gi, in.start, in.start+g.n, in.path, n)
+				}
+			}
+			for j := 0; j < g.n; j++ {
+				l := g.ref().start + j
+				for _, t := range g.ref().model.Tensors() {
+					if config.LayerOf(t.Name) != l {
+						continue
+					}
+					if err := add(g, t.Name, renumber(t.Name, g.out+j), j, g.n); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		for _, t := range tail {
+			if last.ref().model.Lookup(t.Name) == nil {
+				return nil, errorf("model %s has no tensor %q (the last slice's model gives the final norm and output head)", last.ref().path, t.Name)
+			}
+			if err := add(last, t.Name, t.Name, -1, 0); err != nil {
+				return nil, err
+			}
 		}
 	}
 
 	specs := make([]safetensors.TensorSpec, len(p.Entries))
+	seen := make(map[string]bool, len(p.Entries))
 	for i, e := range p.Entries {
+		if seen[e.Name] {
+			return nil, errorf("two output tensors are named %q; check the slices' layer ranges", e.Name)
+		}
+		seen[e.Name] = true
 		specs[i] = safetensors.TensorSpec{Name: e.Name, DType: e.DType, Shape: e.Shape}
 	}
 	p.Shards, err = safetensors.SplitShards(specs, opts.ShardSize, map[string]string{"format": "pt"})
@@ -256,34 +299,128 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 	return p, nil
 }
 
-// entry plans the output tensor named like t of the reference model.
-func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Param, t *safetensors.Tensor, inputs []*source, hasBase bool) (Entry, error) {
-	e := Entry{Name: t.Name, Shape: t.Shape, N: t.NumElements()}
-	for _, s := range inputs {
-		st := s.model.Lookup(t.Name)
+// newGroup opens the models of entries (a models list or a slice's sources) and orders
+// them for the method: the base first when the method has one.
+func newGroup(cfg *config.Config, method merge.Method, entries []config.ModelEntry, open func(string) (*safetensors.Model, error), where string) (*group, error) {
+	rule := method.Inputs()
+	var base *source
+	var others []*source
+	for i, e := range entries {
+		m, err := open(e.Model)
+		if err != nil {
+			return nil, err
+		}
+		s := &source{path: e.Model, model: m, params: e.Parameters, index: i}
+		if cfg.BaseModel != "" && e.Model == cfg.BaseModel {
+			base = s
+			if !rule.BaseIsInput {
+				continue // the base listed among the models is still just the base
+			}
+		}
+		others = append(others, s)
+	}
+	if cfg.BaseModel != "" && base == nil && len(cfg.Slices) == 0 {
+		m, err := open(cfg.BaseModel)
+		if err != nil {
+			return nil, err
+		}
+		base = &source{path: cfg.BaseModel, model: m, index: len(entries)}
+		if rule.BaseIsInput {
+			// The base of a method such as linear is merged like any model.
+			others = append([]*source{base}, others...)
+		}
+	}
+	if base == nil && rule.Base == merge.Required {
+		if len(cfg.Slices) > 0 {
+			return nil, errorf("%smerge_method %s needs the base_model among the slice's sources", where, method.Name())
+		}
+		return nil, errorf("merge_method %s needs a base_model", method.Name())
+	}
+	if len(others) < rule.MinModels {
+		return nil, errorf("%smerge_method %s needs at least %d models besides the base, the config has %d",
+			where, method.Name(), rule.MinModels, len(others))
+	}
+	if rule.MaxModels > 0 && len(others) > rule.MaxModels {
+		return nil, errorf("%smerge_method %s takes at most %d models besides the base, the config has %d",
+			where, method.Name(), rule.MaxModels, len(others))
+	}
+	g := &group{hasBase: base != nil && !rule.BaseIsInput}
+	if g.hasBase {
+		g.inputs = append(g.inputs, base)
+	}
+	g.inputs = append(g.inputs, others...)
+	return g, nil
+}
+
+// warnExtra notes tensors that inputs have and the reference model lacks.
+func (p *Plan) warnExtra(g *group) {
+	for _, s := range g.inputs {
+		if s.model == p.Base {
+			continue
+		}
+		extra := 0
+		for _, t := range s.model.Tensors() {
+			if p.Base.Lookup(t.Name) == nil {
+				extra++
+			}
+		}
+		if extra > 0 {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("model %s has %d tensors that %s lacks; they are left out of the output", s.path, extra, p.Base.Path))
+		}
+	}
+}
+
+// isFinal reports whether a tensor outside numbered layers belongs after the layers: the
+// final norm or the output head.
+func isFinal(name string) bool {
+	n := strings.ToLower(name)
+	if strings.Contains(n, "embed") {
+		return false
+	}
+	return strings.Contains(n, "lm_head") || strings.HasPrefix(n, "output.") ||
+		strings.Contains(n, "norm") || strings.Contains(n, "ln_f")
+}
+
+// renumber returns name with its layer number (the component config.LayerOf reads)
+// replaced by n.
+func renumber(name string, n int) string {
+	parts := strings.Split(name, ".")
+	for i, c := range parts {
+		if c != "" && strings.Trim(c, "0123456789") == "" {
+			parts[i] = strconv.Itoa(n)
+			break
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+// entry plans the output tensor outName from the tensors called name in g's inputs, at
+// layer (of layers) for gradients.
+func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Param, g *group, name, outName string, layer, layers int) (Entry, error) {
+	ref := g.ref()
+	t := ref.model.Lookup(name)
+	e := Entry{Name: outName, Shape: t.Shape, N: t.NumElements()}
+	for _, s := range g.inputs {
+		srcName := name
+		if g.sliced && layer >= 0 {
+			srcName = renumber(name, s.start+layer)
+		}
+		st := s.model.Lookup(srcName)
 		if st == nil {
-			return e, errorf("model %s has no tensor %q, which %s has", s.path, t.Name, p.Base.Path)
+			return e, errorf("model %s has no tensor %q, which %s has", s.path, srcName, ref.path)
 		}
 		if !equalShape(st.Shape, t.Shape) {
-			return e, errorf("tensor %q has shape %v in %s but %v in %s", t.Name, st.Shape, s.path, t.Shape, p.Base.Path)
+			return e, errorf("tensor %q has shape %v in %s but %v in %s", srcName, st.Shape, s.path, t.Shape, ref.path)
 		}
-		if st.DType.IsFloat() != t.DType.IsFloat() {
-			return e, errorf("tensor %q is %s in %s but %s in %s", t.Name, st.DType, s.path, t.DType, p.Base.Path)
-		}
-		if !st.DType.IsFloat() && st.DType != t.DType {
-			return e, errorf("tensor %q is %s in %s but %s in %s", t.Name, st.DType, s.path, t.DType, p.Base.Path)
+		if st.DType.IsFloat() != t.DType.IsFloat() || (!st.DType.IsFloat() && st.DType != t.DType) {
+			return e, errorf("tensor %q is %s in %s but %s in %s", srcName, st.DType, s.path, t.DType, ref.path)
 		}
 		e.Inputs = append(e.Inputs, Input{Model: s.model, Tensor: st})
 	}
 	if !t.DType.IsFloat() {
-		// Copied byte for byte from the reference model (design.md §2).
+		// Copied byte for byte from the reference model (design.md §2); the others are
+		// compared against it.
 		e.DType = t.DType
-		e.Inputs = []Input{{Model: p.Base, Tensor: t}}
-		for _, s := range inputs {
-			if s.model != p.Base {
-				e.Inputs = append(e.Inputs, Input{Model: s.model, Tensor: s.model.Lookup(t.Name)})
-			}
-		}
 		e.Bytes = t.Size()
 		return e, nil
 	}
@@ -296,57 +433,44 @@ func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Par
 	}
 	bytes, ok := mulCheck(e.N, int64(e.DType.Size()))
 	if !ok {
-		return e, errorf("tensor %q: %v elements overflow", t.Name, e.Shape)
+		return e, errorf("tensor %q: %v elements overflow", name, e.Shape)
 	}
 	e.Bytes = bytes
 
-	layer := config.LayerOf(t.Name)
 	mt := &merge.Tensor{
-		Name: t.Name, Shape: t.Shape, N: e.N, Seed: p.Seed, HasBase: hasBase,
+		Name: outName, Shape: t.Shape, N: e.N, Seed: p.Seed, HasBase: g.hasBase,
 		Global: merge.Params{},
 	}
 	for _, prm := range params {
-		if prm.Scope != merge.Global {
-			continue
+		if prm.Scope == merge.Global {
+			mt.Global[prm.Name] = resolve(prm, name, layer, layers, g.params, cfg.Parameters)
 		}
-		v, err := resolve(prm, t.Name, layer, p.Layers, cfg.Parameters)
-		if err != nil {
-			return e, err
-		}
-		mt.Global[prm.Name] = v
 	}
-	for k, s := range inputs {
+	for k, s := range g.inputs {
 		args := merge.Params{}
 		for _, prm := range params {
 			if prm.Scope != merge.PerModel {
 				continue
 			}
-			if hasBase && k == 0 {
-				// The base's own parameters are not used by base-relative methods;
-				// fill defaults so the kernel can read every name.
+			if g.hasBase && k == 0 {
+				// A base-relative method does not use the base's own parameters; fill
+				// defaults so the kernel can read every name.
 				if prm.Default != nil {
 					args[prm.Name] = prm.Default
 				}
 				continue
 			}
-			v, err := resolve(prm, t.Name, layer, p.Layers, s.params, cfg.Parameters)
-			if err != nil {
-				return e, err
-			}
+			v := resolve(prm, name, layer, layers, s.params, g.params, cfg.Parameters)
 			if v == nil {
-				return e, errorf("model %s: parameter %s is required for tensor %q but no value applies to it", s.path, prm.Name, t.Name)
+				return e, errorf("model %s: parameter %s is required for tensor %q but no value applies to it", s.path, prm.Name, name)
 			}
 			args[prm.Name] = v
 		}
 		mt.Args = append(mt.Args, args)
-		idx := s.index
-		if idx < 0 {
-			idx = 0 // the base when unlisted; its stream is never drawn
-		}
-		mt.Models = append(mt.Models, idx)
+		mt.Models = append(mt.Models, s.index)
 	}
 	if err := method.Check(mt); err != nil {
-		return e, fmt.Errorf("%w: tensor %q: %w", ErrPlan, t.Name, err)
+		return e, fmt.Errorf("%w: tensor %q: %w", ErrPlan, outName, err)
 	}
 	e.Merge = mt
 	return e, nil
@@ -356,7 +480,7 @@ func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Par
 // falling back to the declared default (nil when there is none).
 // Ranges were checked by the config parser for every scalar and gradient point, and
 // interpolation stays between points.
-func resolve(prm merge.Param, name string, layer, layers int, levels ...config.Params) (any, error) {
+func resolve(prm merge.Param, name string, layer, layers int, levels ...config.Params) any {
 	for _, lv := range levels {
 		v, ok := lv[prm.Name]
 		if !ok {
@@ -366,9 +490,9 @@ func resolve(prm merge.Param, name string, layer, layers int, levels ...config.P
 		if !ok {
 			continue
 		}
-		return val, nil
+		return val
 	}
-	return prm.Default, nil
+	return prm.Default
 }
 
 // layerCount reads the layer count from config.json (num_hidden_layers, n_layer, ...) or
