@@ -127,6 +127,9 @@ func (r *runner) dispatch(ctx context.Context, work chan<- unit, tokens chan<- s
 	for i := range r.p.Entries {
 		e := &r.p.Entries[i]
 		st := &r.states[i]
+		if e.N == 0 {
+			continue // the writer needs no bytes for it
+		}
 		size := int64(r.opts.ChunkSize)
 		if e.Merge != nil {
 			st.kernel = r.p.Method.New(e.Merge)
