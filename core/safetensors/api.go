@@ -41,9 +41,9 @@ func (e *FormatError) Error() string {
 	}
 	switch {
 	case e.Tensor != "" && e.Offset >= 0:
-		fmt.Fprintf(&b, "tensor %q at byte %#x: ", e.Tensor, e.Offset)
+		fmt.Fprintf(&b, "tensor %q at byte %#x: ", truncate(e.Tensor, 200), e.Offset)
 	case e.Tensor != "":
-		fmt.Fprintf(&b, "tensor %q: ", e.Tensor)
+		fmt.Fprintf(&b, "tensor %q: ", truncate(e.Tensor, 200))
 	case e.Offset >= 0:
 		fmt.Fprintf(&b, "at byte %#x: ", e.Offset)
 	}

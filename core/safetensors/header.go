@@ -49,7 +49,11 @@ func readBounded(r io.ReaderAt, n, off int64) ([]byte, error) {
 	buf := make([]byte, 0, min(n, readChunk))
 	for int64(len(buf)) < n {
 		k := int(min(n-int64(len(buf)), readChunk))
-		buf = slices.Grow(buf, k)
+		if len(buf)+k > cap(buf) { // double, so that all the buffers sum to less than 4n
+			nb := make([]byte, len(buf), min(n, int64(max(2*cap(buf), len(buf)+k))))
+			copy(nb, buf)
+			buf = nb
+		}
 		chunk := buf[len(buf) : len(buf)+k]
 		if err := readFull(r, chunk, off+int64(len(buf))); err != nil {
 			return nil, err
