@@ -18,10 +18,14 @@ import (
 	"freelunch/core/dtype"
 )
 
-// readChunk is the largest single ReadAt issued while reading a header or a side file.
-// Reading in chunks and growing the buffer as bytes arrive means a size that lies
-// (a ReaderAt shorter than claimed) never causes a large allocation up front.
-const readChunk = 1 << 20
+// readChunk is the largest single ReadAt issued while reading a header or a side file;
+// firstChunk is the first. Reads grow with the bytes already read, and the buffer doubles as
+// they arrive, so a size that lies (a ReaderAt shorter than claimed) costs at most about four
+// times the bytes that are there, never the claimed length.
+const (
+	readChunk  = 1 << 20
+	firstChunk = 64 << 10
+)
 
 // lfsPrefix starts every Git LFS pointer file.
 const lfsPrefix = "version https://git-lfs"
@@ -46,9 +50,9 @@ func readFull(r io.ReaderAt, p []byte, off int64) error {
 // readBounded reads n bytes at off in chunks of at most readChunk, growing the buffer
 // only as data arrives.
 func readBounded(r io.ReaderAt, n, off int64) ([]byte, error) {
-	buf := make([]byte, 0, min(n, readChunk))
+	buf := make([]byte, 0, min(n, firstChunk))
 	for int64(len(buf)) < n {
-		k := int(min(n-int64(len(buf)), readChunk))
+		k := int(min(n-int64(len(buf)), readChunk, int64(max(len(buf), firstChunk))))
 		if len(buf)+k > cap(buf) { // double, so that all the buffers sum to less than 4n
 			nb := make([]byte, len(buf), min(n, int64(max(2*cap(buf), len(buf)+k))))
 			copy(nb, buf)
@@ -454,6 +458,9 @@ func (f *File) checkLayout(dataSize int64) error {
 	for i := range f.Tensors {
 		t := &f.Tensors[i]
 		switch {
+		case t.End > dataSize:
+			return formatErr(f.Name, t.Name, -1,
+				"data_offsets [%d, %d] end past the data section of %d bytes (file truncated?)", t.Start, t.End, dataSize)
 		case t.Start > pos:
 			return formatErr(f.Name, t.Name, f.DataOffset+pos,
 				"data_offsets [%d, %d] leave bytes %d to %d of the data section unused", t.Start, t.End, pos, t.Start)
@@ -461,9 +468,6 @@ func (f *File) checkLayout(dataSize int64) error {
 			prev := f.Tensors[i-1].Name
 			return formatErr(f.Name, t.Name, f.DataOffset+t.Start,
 				"data_offsets [%d, %d] overlap tensor %q, which ends at %d", t.Start, t.End, prev, pos)
-		case t.End > dataSize:
-			return formatErr(f.Name, t.Name, f.DataOffset+t.Start,
-				"data_offsets [%d, %d] end past the data section of %d bytes (file truncated?)", t.Start, t.End, dataSize)
 		}
 		pos = t.End
 	}

@@ -304,7 +304,9 @@ func TestSplitShards(t *testing.T) {
 		}
 	}
 	var idx struct {
-		Metadata  struct{ TotalSize int64 `json:"total_size"` }
+		Metadata struct {
+			TotalSize int64 `json:"total_size"`
+		}
 		WeightMap map[string]string `json:"weight_map"`
 	}
 	if err := json.Unmarshal(IndexJSON(shards), &idx); err != nil {
