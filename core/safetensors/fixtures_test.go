@@ -11,38 +11,42 @@ import (
 	"testing"
 )
 
-// externalDir returns ../shared/fixtures/external beside the repository root (the folder
-// holding go.mod), or /work/shared/fixtures/external for a git worktree elsewhere; the test is
-// skipped if neither exists.
-func externalDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
+// findExternal returns ../shared/fixtures/external beside the repository root (the folder
+// holding go.mod), or else /work/shared/fixtures/external (for a git worktree elsewhere), or ""
+// if neither exists; candidates lists the folders tried.
+func findExternal() (dir string, candidates []string) {
+	root, err := os.Getwd()
 	if err != nil {
-		t.Fatal(err)
+		return "", nil
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			candidates = append(candidates, filepath.Join(root, "..", "shared", "fixtures", "external"))
 			break
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			dir = ""
+		parent := filepath.Dir(root)
+		if parent == root {
 			break
 		}
-		dir = parent
-	}
-	var candidates []string
-	if dir != "" {
-		candidates = append(candidates, filepath.Join(dir, "..", "shared", "fixtures", "external"))
+		root = parent
 	}
 	candidates = append(candidates, "/work/shared/fixtures/external")
 	for _, c := range candidates {
 		if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-			return c
+			return c, candidates
 		}
 	}
-	t.Skipf("no external fixtures: none of %v exists", candidates)
-	return ""
+	return "", candidates
+}
+
+// externalDir returns the external fixtures folder (see findExternal), or skips the test.
+func externalDir(t testing.TB) string {
+	t.Helper()
+	dir, candidates := findExternal()
+	if dir == "" {
+		t.Skipf("no external fixtures: none of %v exists", candidates)
+	}
+	return dir
 }
 
 // malformed lists the fixtures that SOURCES.md marks as malformed or not safetensors, with the
