@@ -135,7 +135,7 @@ func (p *headerParser) token(tensor string) (json.Token, error) {
 		switch {
 		case errors.As(err, &se):
 			return nil, formatErr(p.name, tensor, 8+se.Offset, "header JSON: %v", err)
-		case err == io.EOF:
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
 			return nil, formatErr(p.name, tensor, off, "header JSON ends early")
 		default:
 			return nil, formatErr(p.name, tensor, off, "header JSON: %v", err)

@@ -74,7 +74,8 @@ func (m *Model) openOther(p string) error {
 		m.Dir = path.Dir(p)
 		return m.addShard(path.Base(p), p, b)
 	}
-	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errIsDir) {
+	isDir := errors.Is(err, errIsDir)
+	if !errors.Is(err, fs.ErrNotExist) && !isDir {
 		return fmt.Errorf("safetensors: open model: %w", err)
 	}
 	m.Dir = p
@@ -91,8 +92,14 @@ func (m *Model) openOther(p string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("safetensors: open model: %w", err)
 	}
+	if isDir {
+		return &multiError{
+			msg:  fmt.Sprintf("safetensors: %s: the folder holds neither %s nor %s", p, IndexName, SingleName),
+			errs: []error{ErrNotFound, fs.ErrNotExist},
+		}
+	}
 	return &multiError{
-		msg:  fmt.Sprintf("safetensors: %s: neither %s nor %s found in it (and it is not a file)", p, IndexName, SingleName),
+		msg:  fmt.Sprintf("safetensors: %s: no such file, nor a folder holding %s or %s", p, IndexName, SingleName),
 		errs: []error{ErrNotFound, fs.ErrNotExist},
 	}
 }
@@ -230,7 +237,7 @@ func parseIndex(data []byte, name string) ([]indexEntry, error) {
 			switch {
 			case errors.As(err, &se):
 				return nil, formatErr(name, tensor, se.Offset, "index JSON: %v", err)
-			case err == io.EOF:
+			case err == io.EOF || err == io.ErrUnexpectedEOF:
 				return nil, formatErr(name, tensor, off, "index JSON ends early")
 			}
 			return nil, formatErr(name, tensor, off, "index JSON: %v", err)

@@ -178,6 +178,12 @@ func TestOpenModelOS(t *testing.T) {
 	if _, err := OpenModel(OSFS{}, root); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "neither") {
 		t.Errorf("OpenModel(folder without a model) = %v, want ErrNotFound saying neither file was found", err)
 	}
+	if _, err := OpenModel(OSFS{}, root+"/nope"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("OpenModel(missing path) = %v, want ErrNotFound saying there is no such file", err)
+	}
+	if _, err := OpenModel(MemFS{}, "nope"); !errors.Is(err, ErrNotFound) || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("OpenModel(MemFS{}, nope) = %v, want ErrNotFound", err)
+	}
 	if _, err := OpenModel(OSFS{}, root+"/nope.safetensors"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("OpenModel(missing file) = %v, want ErrNotFound", err)
 	}
