@@ -115,20 +115,27 @@ func isLFSPointer(r io.ReaderAt, size int64, first8 []byte) bool {
 // headerParser holds the state of parsing one header.
 type headerParser struct {
 	dec  *json.Decoder
+	hdr  []byte
 	name string // file name for errors
+	last int64  // file offset where the last token read starts
 }
 
 // off returns the file offset of the decoder's position.
 func (p *headerParser) off() int64 { return 8 + p.dec.InputOffset() }
 
-// errAt returns a FormatError at the decoder's position.
+// errAt returns a FormatError at the start of the last token read.
 func (p *headerParser) errAt(tensor, format string, args ...any) *FormatError {
-	return formatErr(p.name, tensor, p.off(), format, args...)
+	return formatErr(p.name, tensor, p.last, format, args...)
 }
 
 // token returns the next JSON token; syntax errors and EOF become FormatErrors.
 func (p *headerParser) token(tensor string) (json.Token, error) {
 	off := p.off()
+	i := off - 8
+	for i < int64(len(p.hdr)) && strings.IndexByte(" \t\r\n:,", p.hdr[i]) >= 0 {
+		i++
+	}
+	p.last = 8 + i
 	tok, err := p.dec.Token()
 	if err != nil {
 		var se *json.SyntaxError
@@ -163,19 +170,18 @@ func parseHeader(hdr []byte, size int64, name string) (*File, error) {
 	dataSize := size - 8 - int64(len(hdr))
 	dec := json.NewDecoder(bytes.NewReader(hdr))
 	dec.UseNumber()
-	p := &headerParser{dec: dec, name: name}
+	p := &headerParser{dec: dec, hdr: hdr, name: name}
 	f := &File{Name: name, DataOffset: 8 + int64(len(hdr)), size: size, index: map[string]int{}}
 	if _, err := p.token(""); err != nil { // '{', checked above
 		return nil, err
 	}
 	seenMeta := false
 	for dec.More() {
-		keyOff := p.off()
 		tok, err := p.token("")
 		if err != nil {
 			return nil, err
 		}
-		key := tok.(string) // object keys are always strings
+		key, keyOff := tok.(string), p.last // object keys are always strings
 		if key == "__metadata__" {
 			if seenMeta {
 				return nil, formatErr(name, "", keyOff, "duplicate key \"__metadata__\"")
@@ -232,12 +238,11 @@ func (p *headerParser) metadata() (map[string]string, error) {
 	}
 	m := map[string]string{}
 	for p.dec.More() {
-		keyOff := p.off()
 		tok, err := p.token("")
 		if err != nil {
 			return nil, err
 		}
-		k := tok.(string)
+		k, keyOff := tok.(string), p.last
 		if _, dup := m[k]; dup {
 			return nil, formatErr(p.name, "", keyOff, "%s: duplicate key %q", what, k)
 		}
@@ -292,12 +297,11 @@ func (p *headerParser) tensor(name string) (TensorInfo, error) {
 	}
 	var haveDType, haveShape, haveOffsets bool
 	for p.dec.More() {
-		keyOff := p.off()
 		tok, err := p.token(name)
 		if err != nil {
 			return t, err
 		}
-		key := tok.(string)
+		key, keyOff := tok.(string), p.last
 		dup := false
 		switch key {
 		case "dtype":
