@@ -5,7 +5,9 @@ package safetensors
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 
 	"freelunch/core/dtype"
 )
@@ -28,7 +30,26 @@ type FormatError struct {
 	Err          error // ErrFormat, ErrHeaderTooLarge, ...; returned by Unwrap
 }
 
-func (e *FormatError) Error() string { panic("TODO") }
+// Error formats e as "safetensors: FILE: tensor "NAME" at byte 0xOFF: MSG", leaving out
+// the parts that are unknown.
+func (e *FormatError) Error() string {
+	var b strings.Builder
+	b.WriteString("safetensors: ")
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteString(": ")
+	}
+	switch {
+	case e.Tensor != "" && e.Offset >= 0:
+		fmt.Fprintf(&b, "tensor %q at byte %#x: ", truncate(e.Tensor, 200), e.Offset)
+	case e.Tensor != "":
+		fmt.Fprintf(&b, "tensor %q: ", truncate(e.Tensor, 200))
+	case e.Offset >= 0:
+		fmt.Fprintf(&b, "at byte %#x: ", e.Offset)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
 func (e *FormatError) Unwrap() error { return e.Err }
 
 // TensorInfo describes one tensor of a file. Start and End are byte offsets
@@ -41,7 +62,13 @@ type TensorInfo struct {
 }
 
 // NumElements returns the product of Shape (1 for a scalar).
-func (t *TensorInfo) NumElements() int64 { panic("TODO") }
+func (t *TensorInfo) NumElements() int64 {
+	n := int64(1)
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
 
 // Size returns End-Start, the tensor's size in bytes.
 func (t *TensorInfo) Size() int64 { return t.End - t.Start }
@@ -53,18 +80,59 @@ type File struct {
 	Metadata   map[string]string // __metadata__, nil if absent
 	Tensors    []TensorInfo      // sorted by Start
 	DataOffset int64             // 8 + header length
-	// unexported: r io.ReaderAt, size, index by name
+
+	r     io.ReaderAt
+	size  int64          // total file size
+	index map[string]int // Tensors index by name
 }
 
 // Open validates the header of the safetensors file r of the given size; it reads only the header.
-func Open(r io.ReaderAt, size int64, name string) (*File, error) { panic("TODO") }
+//
+// The header must be an 8-byte little-endian length n (at most MaxHeaderSize and at most size-8),
+// then n bytes of UTF-8 JSON: an object whose optional "__metadata__" maps strings to strings and
+// whose other keys name tensors, each {"dtype", "shape", "data_offsets": [start, end]} with a known
+// dtype, non-negative dimensions and end-start = elements × dtype size; the tensors, sorted by
+// offset, must cover the data section after the header exactly. Trailing spaces (padding) after
+// the JSON object are allowed; unpadded headers are too.
+//
+// A malformed file gives a *FormatError wrapping ErrHeaderTooLarge (length over MaxHeaderSize)
+// or ErrFormat (anything else); it names the tensor and the offending value. A read error is
+// returned wrapped, io.ErrUnexpectedEOF when r ends before size. Open allocates in proportion to
+// the header, never to a length read from the file before it is checked against size.
+func Open(r io.ReaderAt, size int64, name string) (*File, error) { return open(r, size, name) }
+
+// Size returns the file size given to Open.
+func (f *File) Size() int64 { return f.size }
 
 // Lookup returns the named tensor, or nil.
-func (f *File) Lookup(name string) *TensorInfo { panic("TODO") }
+func (f *File) Lookup(name string) *TensorInfo {
+	i, ok := f.index[name]
+	if !ok {
+		return nil
+	}
+	return &f.Tensors[i]
+}
 
 // ReadTensorAt reads len(p) bytes of tensor t starting off bytes into the tensor.
 // Reading past the tensor's end is an error.
-func (f *File) ReadTensorAt(t *TensorInfo, p []byte, off int64) error { panic("TODO") }
+// It reads through a single ReadAt into p and allocates nothing; an error names the file and
+// the tensor, and a file shorter than its header says gives io.ErrUnexpectedEOF.
+func (f *File) ReadTensorAt(t *TensorInfo, p []byte, off int64) error {
+	n := int64(len(p))
+	if off < 0 || off > t.Size() || n > t.Size()-off {
+		return fmt.Errorf("safetensors: %s: tensor %q: read of %d bytes at %d is outside its %d bytes", f.Name, t.Name, n, off, t.Size())
+	}
+	if t.Start < 0 || t.End > f.size-f.DataOffset {
+		return fmt.Errorf("safetensors: %s: tensor %q: data_offsets [%d, %d] are outside the data section", f.Name, t.Name, t.Start, t.End)
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := readFull(f.r, p, f.DataOffset+t.Start+off); err != nil {
+		return fmt.Errorf("safetensors: %s: tensor %q: read %d bytes at %d: %w", f.Name, t.Name, n, off, err)
+	}
+	return nil
+}
 
 // TensorSpec is one output tensor of a Writer.
 type TensorSpec struct {
@@ -73,42 +141,12 @@ type TensorSpec struct {
 	Shape []int64
 }
 
-// Header returns the complete header bytes (8-byte length + JSON padded with spaces to a multiple of 8)
-// for specs in the given order with contiguous offsets, and metadata (may be nil).
-func Header(specs []TensorSpec, metadata map[string]string) ([]byte, error) { panic("TODO") }
-
-// A Writer writes one safetensors file: the header at NewWriter, then each tensor's bytes in
-// order through Write, in chunks of any size. Close fails if any tensor got too few bytes;
-// Write fails if it gets too many.
-type Writer struct{}
-
-// NewWriter writes the header for specs to w and returns a Writer for the data.
-func NewWriter(w io.Writer, specs []TensorSpec, metadata map[string]string) (*Writer, error) {
-	panic("TODO")
-}
-
-// Write writes the next bytes of tensor data (tensors in spec order, no padding).
-func (w *Writer) Write(p []byte) (int, error) { panic("TODO") }
-
-// Close reports an error if fewer bytes than the specs need were written. It does not close w.
-func (w *Writer) Close() error { panic("TODO") }
-
 // Shard is one output file of a sharded model.
 type Shard struct {
 	FileName string // "model.safetensors" or "model-00001-of-00003.safetensors"
 	Specs    []TensorSpec
 	Size     int64 // total file size including header
 }
-
-// SplitShards splits specs (in order) into shards whose data sections do not exceed maxBytes
-// (a tensor larger than maxBytes gets a shard of its own). One shard is named model.safetensors.
-func SplitShards(specs []TensorSpec, maxBytes int64, metadata map[string]string) ([]Shard, error) {
-	panic("TODO")
-}
-
-// IndexJSON returns model.safetensors.index.json for shards: metadata.total_size (sum of tensor
-// bytes) and weight_map. Only meaningful for more than one shard.
-func IndexJSON(shards []Shard) []byte { panic("TODO") }
 
 // FS opens the files of models: natively the OS (OSFS), in the browser the dropped files.
 // Names are slash-separated paths as given by the user, joined with path.Join.
@@ -135,32 +173,23 @@ type Tensor struct {
 type Model struct {
 	Path string // as given to OpenModel
 	Dir  string // folder holding the model's files ("" when a single file's folder is unknown)
-	// unexported fields
+
+	fsys    FS
+	shards  []modelShard
+	tensors []*Tensor
+	byName  map[string]*Tensor
 }
 
-// OpenModel opens the model at p in fsys: a folder, an index file, or a .safetensors file.
-func OpenModel(fsys FS, p string) (*Model, error) { panic("TODO") }
-
-// Tensors returns the model's tensors in model order (shards in order, each in data order).
-func (m *Model) Tensors() []*Tensor { panic("TODO") }
-
-// Lookup returns the named tensor, or nil.
-func (m *Model) Lookup(name string) *Tensor { panic("TODO") }
-
-// ReadAt reads len(p) bytes of t starting off bytes into the tensor.
-func (m *Model) ReadAt(t *Tensor, p []byte, off int64) error { panic("TODO") }
-
-// ReadFile reads a small file next to the model (config.json, tokenizer files), at most
-// limit bytes; errors wrap ErrNotFound (fs.ErrNotExist) when it does not exist.
-func (m *Model) ReadFile(name string, limit int64) ([]byte, error) { panic("TODO") }
-
-// Metadata returns the __metadata__ of the model's first shard.
-func (m *Model) Metadata() map[string]string { panic("TODO") }
-
-// Close closes the model's open files.
-func (m *Model) Close() error { panic("TODO") }
+// modelShard is one open file of a Model.
+type modelShard struct {
+	name string // file name as in the index
+	blob Blob
+	file *File
+}
 
 // OSFS is the native FS: names are OS paths.
+//
+// Open opens a regular file with os.Open. Opening a folder fails with an error for which
+// OpenModel then looks inside it; other FS implementations (the browser's dropped files) need
+// not know folders at all: OpenModel tries the folder's index and model.safetensors by name.
 type OSFS struct{}
-
-func (OSFS) Open(name string) (Blob, error) { panic("TODO") }
