@@ -19,7 +19,8 @@ import (
 
 // maxNodes bounds the YAML nodes Parse visits, counting every alias expansion, so that a
 // small document full of aliases ("billion laughs") is an error rather than a hang.
-const maxNodes = 1 << 20
+// Real configs have at most a few thousand nodes.
+const maxNodes = 1 << 18
 
 // maxLayer bounds layer_range values: no real model comes near it, and later stages may
 // loop over layers.
@@ -54,6 +55,8 @@ type parser struct {
 	method merge.Method
 	decl   map[string]merge.Param
 	names  []string // declared parameter names, in declaration order
+	// floats caches decoded numbers by node: an alias expanded many times is decoded once.
+	floats map[*yaml.Node]float64
 }
 
 // pair is one key: value of a mapping, aliases resolved.
@@ -555,12 +558,13 @@ func (p *parser) gradient(n *yaml.Node, prm merge.Param, key string) (Value, err
 		if err != nil {
 			return Value{}, err
 		}
-		ikey := fmt.Sprintf("%s[%d]", key, i)
 		if item.Kind != yaml.ScalarNode {
-			return Value{}, errorf(item.Line, ikey, "a gradient holds numbers, got %s", describe(item))
+			return Value{}, errorf(item.Line, fmt.Sprintf("%s[%d]", key, i), "a gradient holds numbers, got %s", describe(item))
 		}
-		s, err := p.scalar(item, prm, ikey)
+		// The element's key is formatted only on error: aliases can make gradients long.
+		s, err := p.scalar(item, prm, "")
 		if err != nil {
+			err.(*Error).Key = fmt.Sprintf("%s[%d]", key, i)
 			return Value{}, err
 		}
 		v.Gradient = append(v.Gradient, s.(float64))
@@ -576,9 +580,9 @@ func (p *parser) scalar(n *yaml.Node, prm merge.Param, key string) (any, error) 
 		if tag != "!!int" && tag != "!!float" {
 			break
 		}
-		var f float64
-		if err := n.Decode(&f); err != nil {
-			return nil, errorf(n.Line, key, "%q is not a number", n.Value)
+		f, err := p.float(n, key)
+		if err != nil {
+			return nil, err
 		}
 		if err := checkRange(f, prm); err != "" {
 			return nil, errorf(n.Line, key, "%s", err)
@@ -603,6 +607,22 @@ func (p *parser) scalar(n *yaml.Node, prm merge.Param, key string) (any, error) 
 		return n.Value, nil
 	}
 	return nil, errorf(n.Line, key, "%s expects %s, got %s", prm.Name, expects(prm), describe(n))
+}
+
+// float decodes a !!int or !!float scalar.
+func (p *parser) float(n *yaml.Node, key string) (float64, error) {
+	if f, ok := p.floats[n]; ok {
+		return f, nil
+	}
+	var f float64
+	if err := n.Decode(&f); err != nil {
+		return 0, errorf(n.Line, key, "%q is not a number", n.Value)
+	}
+	if p.floats == nil {
+		p.floats = map[*yaml.Node]float64{}
+	}
+	p.floats[n] = f
+	return f, nil
 }
 
 // checkRange returns why f is out of prm's range, or "".
