@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/x448/float16 v0.8.4
+	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/term v0.48.0
 )
 

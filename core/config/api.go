@@ -64,13 +64,24 @@ type Filter struct {
 }
 
 // Parse parses and validates a mergekit YAML config against the method registry
-// (core/merge). Errors wrap ErrConfig and name the key and its line.
-func Parse(data []byte) (*Config, error) { panic("TODO") }
+// (core/merge). Errors wrap ErrConfig and name the key and its line; see [Error].
+// Parse never panics on any input.
+func Parse(data []byte) (*Config, error) { return parse(data) }
 
 // Resolve evaluates v for the tensor name at layer (of layers); layer < 0 means the tensor
 // is outside numbered layers (gradient t = 0). The first matching filter wins; ok is false
 // when no filter matches.
-func (v Value) Resolve(name string, layer, layers int) (val any, ok bool) { panic("TODO") }
+//
+// A gradient g of n values is evaluated at t = layer/(layers-1) (t = 0 when layers <= 1 or
+// layer < 0; t is clamped to [0, 1]): s = t*(n-1), i = floor(s), f = s-i, and the result is
+// (1-f)*g[i] + f*g[i+1] in float64, as mergekit computes it. Scalars (float64, bool,
+// string) resolve to themselves. The zero Value resolves to (nil, false).
+func (v Value) Resolve(name string, layer, layers int) (val any, ok bool) {
+	return v.resolve(name, layer, layers)
+}
 
 // LayerOf returns the layer number of a tensor name (the first ".<integer>." component), or -1.
-func LayerOf(name string) int { panic("TODO") }
+// More exactly: the first dot-separated component made only of ASCII digits, so
+// "model.layers.12.mlp.up_proj.weight" gives 12, "layers.0.x" gives 0 and "lm_head.weight"
+// gives -1. A component too large for an int is skipped.
+func LayerOf(name string) int { return layerOf(name) }
