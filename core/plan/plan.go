@@ -386,7 +386,7 @@ func isFinal(name string) bool {
 func renumber(name string, n int) string {
 	parts := strings.Split(name, ".")
 	for i, c := range parts {
-		if c != "" && strings.Trim(c, "0123456789") == "" {
+		if _, err := strconv.Atoi(c); err == nil && strings.Trim(c, "0123456789") == "" {
 			parts[i] = strconv.Itoa(n)
 			break
 		}
@@ -476,21 +476,12 @@ func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Par
 	return e, nil
 }
 
-// resolve finds prm's value for a tensor in the first level that has a matching value,
-// falling back to the declared default (nil when there is none).
-// Ranges were checked by the config parser for every scalar and gradient point, and
-// interpolation stays between points.
-func resolve(prm merge.Param, name string, layer, layers int, levels ...config.Params) any {
-	for _, lv := range levels {
-		v, ok := lv[prm.Name]
-		if !ok {
-			continue
-		}
-		val, ok := v.Resolve(name, layer, layers)
-		if !ok {
-			continue
-		}
-		return val
+// resolve returns prm's value for a tensor from the first set that has one that applies
+// (config.ResolveParam), else the declared default (nil when there is none). Ranges were
+// checked by the config parser for every scalar and gradient point.
+func resolve(prm merge.Param, name string, layer, layers int, sets ...config.Params) any {
+	if v, ok := config.ResolveParam(prm.Name, name, layer, layers, sets...); ok {
+		return v
 	}
 	return prm.Default
 }
