@@ -216,14 +216,10 @@ func TestDecodeAllPatterns(t *testing.T) {
 	}
 }
 
-// randomCount is the number of random float32 values per target in TestEncodeRandom:
-// 10^7 natively; 10^6 under GOOS=js, where node runs the reference about ten times slower.
-func randomCount() int {
-	if runtime.GOOS == "js" {
-		return 1_000_000
-	}
-	return 10_000_000
-}
+// randomCount is the number of random float32 values per target in TestEncodeRandom.
+// Measured: about 1.5 s per target natively and 4 s under GOOS=js (node), so the
+// full 10^7 runs on both.
+const randomCount = 10_000_000
 
 // TestEncodeRandom rounds random float32 values to F16 and BF16 with Encode and
 // compares each with the float64 reference: half are uniform random bit patterns
@@ -237,7 +233,7 @@ func TestEncodeRandom(t *testing.T) {
 			const batch = 1 << 14
 			xs := make([]float32, batch)
 			buf := make([]byte, 2*batch)
-			for n := randomCount(); n > 0; n -= batch {
+			for n := randomCount; n > 0; n -= batch {
 				for i := range xs {
 					if i%2 == 0 {
 						xs[i] = math.Float32frombits(r.Uint32())
