@@ -25,7 +25,8 @@ test-wasm:
 test: vet test-native test-wasm
 
 fuzz:
-	$(GO) test ./core/safetensors -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME)
+	$(GO) test ./core/safetensors -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./core/safetensors -run '^$$' -fuzz '^FuzzIndex$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin web/main.wasm web/wasm_exec.js
