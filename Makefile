@@ -3,7 +3,9 @@ GOROOT  := $(shell $(GO) env GOROOT)
 WASMEXEC := $(GOROOT)/lib/wasm/go_js_wasm_exec
 FUZZTIME ?= 1m
 
-.PHONY: all build test test-native test-wasm vet fuzz clean
+.PHONY: all build test test-native test-wasm vet fuzz bench clean
+
+BENCH_SIZE ?= 1G
 
 all: build
 
@@ -27,6 +29,11 @@ test: vet test-native test-wasm
 fuzz:
 	$(GO) test ./core/safetensors -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./core/safetensors -run '^$$' -fuzz '^FuzzIndex$$' -fuzztime $(FUZZTIME)
+
+# Merge throughput against the I/O floor; generates models into .cache/bench once.
+bench: build
+	$(GO) build -o bin/bench ./cmd/bench
+	bin/bench -size $(BENCH_SIZE)
 
 clean:
 	rm -rf bin web/main.wasm web/wasm_exec.js
