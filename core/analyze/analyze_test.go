@@ -383,8 +383,8 @@ func TestCancel(t *testing.T) {
 	}
 	ms := open(t, fsys, "b.safetensors", "m.safetensors")
 	var last Progress
-	calls := 0
-	if _, err := Run(context.Background(), ms[0], ms[1:], Options{ChunkSize: 30, Progress: func(p Progress) {
+	calls, yields := 0, 0
+	if _, err := Run(context.Background(), ms[0], ms[1:], Options{ChunkSize: 30, Yield: func() { yields++ }, Progress: func(p Progress) {
 		if p.ElementsDone < last.ElementsDone {
 			t.Errorf("progress went back: %+v after %+v", p, last)
 		}
@@ -395,6 +395,9 @@ func TestCancel(t *testing.T) {
 	}
 	if calls != 9 || last.ElementsDone != 200 || last.Elements != 200 || last.TensorsDone != 2 || last.BytesRead != 1600 {
 		t.Errorf("%d progress calls, last %+v; want 9 (4 chunks per tensor, one at the end), 200 elements, 2 tensors, 1600 bytes", calls, last)
+	}
+	if yields != 8 {
+		t.Errorf("Yield called %d times, want 8 (once per chunk)", yields)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
