@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+
+	"golang.org/x/term"
 
 	"freelunch/core/analyze"
 	"freelunch/core/plan"
@@ -65,7 +68,19 @@ func checkDeltas(ctx context.Context, p *plan.Plan, chunk int, stderr io.Writer,
 	for i, u := range uses {
 		models[i] = u.model
 	}
-	rep, err := analyze.Run(ctx, base, models, analyze.Options{ChunkSize: chunk})
+	opts := analyze.Options{ChunkSize: chunk}
+	var bar *analyzeBar
+	if !quiet {
+		fmt.Fprintf(stderr, "check-deltas: comparing %d models with %s before merging\n", len(models), base.Path)
+		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			bar = &analyzeBar{w: stderr}
+			opts.Progress = bar.update
+		}
+	}
+	rep, err := analyze.Run(ctx, base, models, opts)
+	if bar != nil {
+		bar.clear()
+	}
 	if err != nil {
 		return fmt.Errorf("--check-deltas: %w", err)
 	}
