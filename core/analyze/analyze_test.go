@@ -411,3 +411,23 @@ func TestCancel(t *testing.T) {
 		t.Errorf("Run after cancel = %v, want context.Canceled", err)
 	}
 }
+
+// TestNothingToCompare checks a model with no float tensor in common with the base: its
+// verdict says so and its statistics are undefined (null in JSON), not zero.
+func TestNothingToCompare(t *testing.T) {
+	fsys := safetensors.MemFS{}
+	writeFile(t, fsys, "b.safetensors", []tdata{{name: "ids", dt: dtype.I32, shape: []int64{2}, raw: make([]byte, 8)}})
+	writeFile(t, fsys, "m.safetensors", []tdata{{name: "ids", dt: dtype.I32, shape: []int64{2}, raw: make([]byte, 8)}})
+	r := run(t, open(t, fsys, "b.safetensors", "m.safetensors"), 0)
+	m := r.Models[0]
+	if m.Verdict != VerdictNothing || m.Overall.N != 0 || !math.IsNaN(m.Overall.Quantiles[0]) || !math.IsNaN(m.Overall.FracWithin(0)) {
+		t.Errorf("verdict %q, overall %+v; want %q, N 0 and NaN statistics", m.Verdict, m.Overall, VerdictNothing)
+	}
+	data, err := r.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"max_abs":null,"quantiles":{"0.5":null`) {
+		t.Errorf("JSON %s: want null statistics", data)
+	}
+}

@@ -7,7 +7,10 @@
 // δ = X − B, per pair of models the PairStats of their deltas, and a verdict per model.
 // Memory is bounded by the chunk size times the number of models, plus two 256 KiB
 // histograms per model; nothing depends on tensor or model size. The package opens no files
-// and starts no goroutines, so the browser calls it as the CLI does.
+// and starts no goroutines, so the browser calls it as the CLI does: Options.Progress and
+// Options.Yield report and let messages in between chunks, a cancelled context stops it,
+// Report.MarshalJSON gives the CLI's JSON and ModelReport.Histogram.Bins the log-scale
+// histogram of |δ| to draw.
 //
 // # What is compared
 //
