@@ -21,7 +21,7 @@ import (
 
 func init() { commands["analyze"] = runAnalyze }
 
-const analyzeUsage = `usage: freelunch analyze --base BASE [--json] [--tensors] [--chunk-size N] MODEL...
+const analyzeUsage = `usage: freelunch analyze --base BASE [--json] [--tensors] [--chunk-size N] [--threads N] MODEL...
 
 Compares each MODEL with BASE, streaming every tensor once in bounded memory: per model,
 per tensor and overall the largest |delta|, its quantiles (50, 90, 99, 99.9%), the fraction
@@ -34,6 +34,7 @@ Flags:
   --json            print JSON: {"models": [...], "pairs": [...]}
   --tensors         also print a table per model with every tensor
   --chunk-size N    elements per chunk (memory, not results; default 1048576)
+  --threads N       worker threads (not results; default: all cores)
 `
 
 // runAnalyze is "freelunch analyze --base BASE [--json] MODEL...". Flags may come before,
@@ -46,6 +47,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	asJSON := fs.Bool("json", false, "print JSON")
 	perTensor := fs.Bool("tensors", false, "print every tensor")
 	chunk := fs.Int("chunk-size", analyze.DefaultChunkSize, "elements per chunk")
+	threads := fs.Int("threads", 0, "worker threads")
 	paths, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, analyzeUsage)
@@ -62,6 +64,9 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *chunk < 1 {
 		return usageError("analyze: --chunk-size must be at least 1, got %d", *chunk)
+	}
+	if *threads < 0 {
+		return usageError("analyze: --threads must not be negative, got %d", *threads)
 	}
 	b, err := safetensors.OpenModel(safetensors.OSFS{}, filepath.ToSlash(*base))
 	if err != nil {
@@ -81,7 +86,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		models = append(models, m)
 	}
-	opts := analyze.Options{ChunkSize: *chunk}
+	opts := analyze.Options{ChunkSize: *chunk, Threads: *threads}
 	var bar *analyzeBar
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		bar = &analyzeBar{w: stderr}

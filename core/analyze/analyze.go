@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"freelunch/core/dtype"
 	"freelunch/core/safetensors"
@@ -56,6 +59,9 @@ const (
 // Options control a run. None of them changes the results.
 type Options struct {
 	ChunkSize int // elements per chunk; 0 means DefaultChunkSize
+	// Threads is the number of goroutines that read and compare the models of a chunk;
+	// 0 means runtime.NumCPU() (1 under js/wasm), 1 keeps everything in the caller's.
+	Threads int
 	// Progress, if set, is called after each chunk.
 	Progress func(Progress)
 	// Yield, if set, is called between chunks; the browser uses it to let messages
@@ -344,13 +350,21 @@ func Run(ctx context.Context, base *safetensors.Model, models []*safetensors.Mod
 	for _, j := range jobs {
 		maxN = max(maxN, min(j.n, chunk))
 	}
-	raw := make([]byte, maxN*8)
-	bvals := make([]float32, maxN)
-	xvals := make([]float32, maxN)
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	raw := make([][]byte, nm+1) // per input: the base's last
+	xvals := make([][]float32, nm+1)
 	deltas := make([][]float64, nm) // NaN marks a left-out element
+	for k := range raw {
+		raw[k] = make([]byte, maxN*8)
+		xvals[k] = make([]float32, maxN)
+	}
 	for k := range deltas {
 		deltas[k] = make([]float64, maxN)
 	}
+	bvals := xvals[nm]
 
 	for _, j := range jobs {
 		prog.Tensor = j.name
@@ -368,21 +382,28 @@ func Run(ctx context.Context, base *safetensors.Model, models []*safetensors.Mod
 				opts.Yield()
 			}
 			c := min(chunk, j.n-off)
-			if err := read(base, j.base, raw, bvals[:c], off); err != nil {
+			if err := read(base, j.base, raw[nm], bvals[:c], off); err != nil {
 				return nil, err
 			}
 			prog.BytesRead += c * int64(j.base.DType.Size())
-			for k, m := range models {
-				t := j.ts[k]
-				if err := read(m, t, raw, xvals[:c], off); err != nil {
-					return nil, err
+			// Each model's and each pair's accumulators are touched by one goroutine per
+			// chunk, chunks in order: the sums do not depend on threads.
+			if err := parallel(nm, threads, func(k int) error {
+				if err := read(models[k], j.ts[k], raw[k], xvals[k][:c], off); err != nil {
+					return err
 				}
+				cur[k].observe(deltas[k][:c], bvals[:c], xvals[k][:c])
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+			for _, t := range j.ts {
 				prog.BytesRead += c * int64(t.DType.Size())
-				cur[k].observe(deltas[k][:c], bvals[:c], xvals[:c])
 			}
-			for p := range rep.Pairs {
+			parallel(len(pairs), threads, func(p int) error {
 				pairs[p].observe(deltas[rep.Pairs[p].A][:c], deltas[rep.Pairs[p].B][:c])
-			}
+				return nil
+			})
 			prog.ElementsDone += c
 			if opts.Progress != nil {
 				opts.Progress(prog)
@@ -425,6 +446,36 @@ func Run(ctx context.Context, base *safetensors.Model, models []*safetensors.Mod
 		opts.Progress(prog)
 	}
 	return rep, nil
+}
+
+// parallel calls f(0), ..., f(n-1) on up to threads goroutines (in this one when threads is
+// 1) and returns the first error by index.
+func parallel(n, threads int, f func(i int) error) error {
+	if threads <= 1 || n <= 1 {
+		for i := range n {
+			if err := f(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(threads, n) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				errs[i] = f(i)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // read decodes elements [off, off+len(dst)) of t into dst, using raw as scratch.

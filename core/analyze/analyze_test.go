@@ -67,7 +67,12 @@ func open(t testing.TB, fsys safetensors.FS, names ...string) []*safetensors.Mod
 
 func run(t testing.TB, ms []*safetensors.Model, chunk int) *Report {
 	t.Helper()
-	r, err := Run(context.Background(), ms[0], ms[1:], Options{ChunkSize: chunk})
+	return runThreads(t, ms, chunk, 0)
+}
+
+func runThreads(t testing.TB, ms []*safetensors.Model, chunk, threads int) *Report {
+	t.Helper()
+	r, err := Run(context.Background(), ms[0], ms[1:], Options{ChunkSize: chunk, Threads: threads})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +214,8 @@ func (r *ref) check(t *testing.T, what string, s Stats) {
 
 // TestAgainstReference compares Run with a brute-force reference on three models, three
 // dtypes, deltas spanning many magnitudes (zeros, subnormals, large), and NaN/Inf elements,
-// for several chunk sizes, and checks that the results do not depend on the chunk size.
+// for several chunk sizes and thread counts, and checks that the results do not depend on
+// them.
 func TestAgainstReference(t *testing.T) {
 	type tensor struct {
 		name  string
@@ -278,11 +284,13 @@ func TestAgainstReference(t *testing.T) {
 
 	var first *Report
 	for _, chunk := range []int{1, 7, 64, 1 << 20} {
-		r := run(t, ms, chunk)
-		if first == nil {
-			first = r
-		} else if !reflect.DeepEqual(r, first) {
-			t.Errorf("chunk size %d: report differs from chunk size 1", chunk)
+		for _, threads := range []int{1, 2, 3} {
+			r := runThreads(t, ms, chunk, threads)
+			if first == nil {
+				first = r
+			} else if !reflect.DeepEqual(r, first) {
+				t.Errorf("chunk size %d, %d threads: report differs from chunk size 1, 1 thread", chunk, threads)
+			}
 		}
 	}
 	r := first

@@ -6,8 +6,9 @@
 // as the engine does, and returns per model, per tensor and overall the Stats of the deltas
 // δ = X − B, per pair of models the PairStats of their deltas, and a verdict per model.
 // Memory is bounded by the chunk size times the number of models, plus two 256 KiB
-// histograms per model; nothing depends on tensor or model size. The package opens no files
-// and starts no goroutines, so the browser calls it as the CLI does: Options.Progress and
+// histograms per model; nothing depends on tensor or model size. Natively the models of a
+// chunk are compared on Options.Threads goroutines; the results do not depend on it. The
+// package opens no files, so the browser calls it as the CLI does: Options.Progress and
 // Options.Yield report and let messages in between chunks, a cancelled context stops it,
 // Report.MarshalJSON gives the CLI's JSON and ModelReport.Histogram.Bins the log-scale
 // histogram of |δ| to draw.
@@ -75,6 +76,6 @@
 //
 // # Not done
 //
-// Run reads each input once, in one goroutine; it does not compare tensors that are absent
-// from the base, and it does not give exact quantiles (that would need a second pass).
+// Run reads each input once; it does not compare tensors that are absent from the base, and
+// it does not give exact quantiles (that would need a second pass).
 package analyze
