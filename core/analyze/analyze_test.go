@@ -439,3 +439,16 @@ func TestNothingToCompare(t *testing.T) {
 		t.Errorf("JSON %s: want null statistics", data)
 	}
 }
+
+// TestHugeDeltas checks deltas beyond the float32 range (6e38 from ±3e38): they are exact in
+// float64, land in the histogram's +Inf bin, and the quantiles there are the exact maximum.
+func TestHugeDeltas(t *testing.T) {
+	fsys := safetensors.MemFS{}
+	writeFile(t, fsys, "b.safetensors", []tdata{{name: "w", dt: dtype.F32, shape: []int64{2}, vals: []float32{-3e38, 1}}})
+	writeFile(t, fsys, "m.safetensors", []tdata{{name: "w", dt: dtype.F32, shape: []int64{2}, vals: []float32{3e38, 1}}})
+	s := run(t, open(t, fsys, "b.safetensors", "m.safetensors"), 0).Models[0].Overall
+	want := 2 * float64(float32(3e38))
+	if s.MaxAbs != want || s.Quantiles[3] != want || s.Quantiles[0] != 0 {
+		t.Errorf("MaxAbs %v, quantiles %v; want %v, [0 %v %v %v]", s.MaxAbs, s.Quantiles, want, want, want, want)
+	}
+}

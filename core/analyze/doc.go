@@ -36,7 +36,9 @@
 //     power of two is cut into 128 bins, and the estimate is the midpoint of the bin that
 //     holds rank k (capped at MaxAbs; exactly 0 when it is a zero). Accuracy: for a quantile
 //     v ≥ 2^-126 the estimate is within 2^-8 + 2^-24 (< 0.4%) of v, relative; below 2^-126
-//     within 2^-132 absolute; a quantile that is exactly 0 is reported as 0.
+//     within 2^-132 absolute; a quantile that is exactly 0 is reported as 0. A quantile
+//     beyond the float32 range (|δ| ≥ 2^128, only between opposite extreme values) is
+//     reported as MaxAbs.
 //   - WithinCount, FracWithin: exact counts of |δ| ≤ 0.002 and |δ| ≤ 0.005 (compared in
 //     float64), divided by n.
 //   - RelNorm: ‖δ‖/‖B‖ (2-norms over the same elements, float64 sums); +Inf when ‖B‖ = 0 and

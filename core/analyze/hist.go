@@ -90,6 +90,9 @@ func (h *Histogram) quantile(k int64, maxAbs float64) float64 {
 		c += h.counts[i]
 		if c >= k {
 			lo, hi := binRange(i)
+			if math.IsInf(lo, 1) { // |δ| past the float32 range: only the largest is known
+				return maxAbs
+			}
 			return min((lo+hi)/2, maxAbs)
 		}
 	}
