@@ -3,7 +3,12 @@ package merge
 // The methods freelunch knows, registered in one place. Each lives in its own file with its
 // parameter declarations and kernel.
 func init() {
-	for _, m := range []Method{} {
+	for _, m := range []Method{
+		slerp{},
+		nuslerp{},
+		modelStock{},
+		passthrough{},
+	} {
 		Register(m)
 	}
 }
