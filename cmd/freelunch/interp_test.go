@@ -292,4 +292,3 @@ dtype: bfloat16
 		}
 	}
 }
-

@@ -4,10 +4,8 @@ package merge
 // parameter declarations and kernel.
 func init() {
 	for _, m := range []Method{
-		slerp{},
-		nuslerp{},
-		modelStock{},
-		passthrough{},
+		linear{}, taskArithmetic, ties, dareLinear, dareTies,
+		slerp{}, nuslerp{}, modelStock{}, passthrough{},
 	} {
 		Register(m)
 	}

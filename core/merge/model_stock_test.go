@@ -36,7 +36,7 @@ func TestModelStockGolden(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := make([]Params, len(c.in))
-			m, ten := tensor(t, "model_stock", c.shape, true, args, c.global)
+			m, ten := shapedTensor(t, "model_stock", c.shape, true, args, c.global)
 			got := runAll(t, m, ten, c.in)
 			checkNear(t, "model_stock", got, c.want)
 		})
@@ -47,7 +47,7 @@ func TestModelStockGolden(t *testing.T) {
 // have cos 1 but norm product 1e-8, so cos = dot/1e-6 = 0.01 and t = 0.02/1.01.
 func TestModelStockClamp(t *testing.T) {
 	d := float64(float32(1e-4))
-	m, ten := tensor(t, "model_stock", []int64{2}, true, make([]Params, 3), nil)
+	m, ten := shapedTensor(t, "model_stock", []int64{2}, true, make([]Params, 3), nil)
 	got := runAll(t, m, ten, [][]float32{{0, 0}, {1e-4, 0}, {1e-4, 0}})
 	c := d * d / 1e-6
 	tt := 2 * c / (1 + c)
@@ -67,7 +67,7 @@ func TestModelStockManyModels(t *testing.T) {
 	// Deltas e_k + e_{k+1}: neighbours have cos 1/2, others 0. Pairs: 45, of which 10
 	// are neighbours (ring), so c = 5/45 = 1/9, t = 10/9 / (1 + 1) = 5/9.
 	// mean = 2/10 in every element.
-	m, ten := tensor(t, "model_stock", []int64{n}, true, make([]Params, n+1), nil)
+	m, ten := shapedTensor(t, "model_stock", []int64{n}, true, make([]Params, n+1), nil)
 	got := runAll(t, m, ten, in)
 	want := make([]float64, n)
 	for i := range want {
@@ -79,7 +79,7 @@ func TestModelStockManyModels(t *testing.T) {
 	for k := range in {
 		in2[k] = append(append([]float32(nil), in[k]...), in[k]...)
 	}
-	m, ten = tensor(t, "model_stock", []int64{2, n}, true, make([]Params, n+1), Params{"filter_wise": true})
+	m, ten = shapedTensor(t, "model_stock", []int64{2, n}, true, make([]Params, n+1), Params{"filter_wise": true})
 	got = runAll(t, m, ten, in2)
 	checkNear(t, "model_stock filter_wise", got, append(want, want...))
 }

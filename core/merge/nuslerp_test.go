@@ -56,7 +56,7 @@ func TestNuslerpGolden(t *testing.T) {
 			if c.base != nil {
 				in = [][]float32{c.base, c.a, c.b}
 			}
-			m, ten := tensor(t, "nuslerp", c.shape, c.base != nil, c.args, c.global)
+			m, ten := shapedTensor(t, "nuslerp", c.shape, c.base != nil, c.args, c.global)
 			got := runAll(t, m, ten, in)
 			checkNear(t, "nuslerp", got, c.want)
 		})
@@ -66,7 +66,7 @@ func TestNuslerpGolden(t *testing.T) {
 // TestNuslerpFlattenDiffers checks that the rows case above really depends on the option.
 func TestNuslerpFlattenDiffers(t *testing.T) {
 	a, b := []float32{1, 0, 1, 1}, []float32{0, 1, 2, 2}
-	m, ten := tensor(t, "nuslerp", []int64{2, 2}, false, []Params{{"weight": 1.0}, {"weight": 1.0}}, nil)
+	m, ten := shapedTensor(t, "nuslerp", []int64{2, 2}, false, []Params{{"weight": 1.0}, {"weight": 1.0}}, nil)
 	got := runAll(t, m, ten, [][]float32{a, b})
 	th := math.Acos(4 / (3 * math.Sqrt(3)))
 	c := math.Sin(th/2) / math.Sin(th)

@@ -15,7 +15,7 @@ func TestPassthrough(t *testing.T) {
 		{0.5, []float64{0.75, -1, math.Copysign(0, -1), float64(float32(3.1415927)) / 2, float64(float32(1e-40)) / 2}},
 		{-2, []float64{-3, 4, 0, -2 * float64(float32(3.1415927)), -2 * float64(float32(1e-40))}},
 	} {
-		m, ten := tensor(t, "passthrough", []int64{5}, false, []Params{{"scale": c.scale}}, nil)
+		m, ten := shapedTensor(t, "passthrough", []int64{5}, false, []Params{{"scale": c.scale}}, nil)
 		got := runAll(t, m, ten, [][]float32{x})
 		for i := range got {
 			if float64(got[i]) != float64(float32(c.want[i])) || math.Signbit(float64(got[i])) != math.Signbit(c.want[i]) {

@@ -30,7 +30,7 @@ func TestSlerpGolden(t *testing.T) {
 		{"zero", 0.5, []float32{0, 0}, []float32{0, 3}, []float64{0, 3 * s2}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m, ten := tensor(t, "slerp", []int64{int64(len(c.a))}, true, []Params{{}, {}}, Params{"t": c.t})
+			m, ten := shapedTensor(t, "slerp", []int64{int64(len(c.a))}, true, []Params{{}, {}}, Params{"t": c.t})
 			got := runAll(t, m, ten, [][]float32{c.a, c.b})
 			checkNear(t, "slerp", got, c.want)
 		})
@@ -45,7 +45,7 @@ func TestSlerpNearThreshold(t *testing.T) {
 	cos := float64(b1) / math.Hypot(float64(b1), float64(b2))
 	th := math.Acos(cos)
 	c0, c1 := math.Sin(0.5*th)/math.Sin(th), math.Sin(0.5*th)/math.Sin(th)
-	m, ten := tensor(t, "slerp", []int64{2}, true, []Params{{}, {}}, Params{"t": 0.5})
+	m, ten := shapedTensor(t, "slerp", []int64{2}, true, []Params{{}, {}}, Params{"t": 0.5})
 	got := runAll(t, m, ten, [][]float32{{1, 0}, {b1, b2}})
 	want := []float64{c0 + c1*float64(b1), c1 * float64(b2)}
 	checkNear(t, "slerp", got, want)
@@ -64,7 +64,7 @@ func TestSlerpEnds(t *testing.T) {
 		t    float64
 		want []float32
 	}{{0, a}, {1, b}} {
-		m, ten := tensor(t, "slerp", []int64{2, 3}, true, []Params{{}, {}}, Params{"t": c.t})
+		m, ten := shapedTensor(t, "slerp", []int64{2, 3}, true, []Params{{}, {}}, Params{"t": c.t})
 		got := runAll(t, m, ten, [][]float32{a, b})
 		for i := range got {
 			if math.Float32bits(got[i]) != math.Float32bits(c.want[i]) {

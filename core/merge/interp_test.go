@@ -7,7 +7,7 @@ import (
 
 // tensor returns the Tensor of method name for inputs of shape, with per-input args and
 // global parameters over the method's defaults.
-func tensor(t *testing.T, name string, shape []int64, hasBase bool, args []Params, global Params) (Method, *Tensor) {
+func shapedTensor(t *testing.T, name string, shape []int64, hasBase bool, args []Params, global Params) (Method, *Tensor) {
 	t.Helper()
 	m, ok := Lookup(name)
 	if !ok {
@@ -51,7 +51,7 @@ func tensor(t *testing.T, name string, shape []int64, hasBase bool, args []Param
 // run merges inputs the way the engine does: statistics passes over chunks of about chunk
 // elements in element order, then Merge over the chunks in reverse order (any order is
 // allowed). Inputs are copied per chunk, since a kernel may overwrite them.
-func run(m Method, ten *Tensor, in [][]float32, chunk int64) []float32 {
+func runChunked(m Method, ten *Tensor, in [][]float32, chunk int64) []float32 {
 	k := m.New(ten)
 	g := k.Granule()
 	size := max(g, chunk/g*g)
@@ -84,9 +84,9 @@ func run(m Method, ten *Tensor, in [][]float32, chunk int64) []float32 {
 // returns the result.
 func runAll(t *testing.T, m Method, ten *Tensor, in [][]float32) []float32 {
 	t.Helper()
-	want := run(m, ten, in, ten.N+1)
+	want := runChunked(m, ten, in, ten.N+1)
 	for _, c := range []int64{1, 2, 3, 7} {
-		got := run(m, ten, in, c)
+		got := runChunked(m, ten, in, c)
 		for i := range got {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 				t.Fatalf("%s: chunk %d: element %d = %v, whole tensor gives %v", m.Name(), c, i, got[i], want[i])
