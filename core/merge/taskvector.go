@@ -1,6 +1,10 @@
 package merge
 
-import "math"
+import (
+	"fmt"
+	"math"
+	"slices"
+)
 
 // The task-vector family (design.md §5) shares one pipeline per tensor:
 // deltas → sparsify each → × weight → sign consensus (TIES-style) → sum → normalize → × λ → + base.
@@ -18,6 +22,8 @@ const (
 	noSparsify sparsifier = iota
 	topK                  // magnitude top-k (TIES)
 	dareDrop              // random drop (DARE)
+	outliers              // magnitude window without the largest (Model Breadcrumbs)
+	magprune              // rank-based random drop per row (DELLA)
 )
 
 type taskVector struct {
@@ -30,7 +36,23 @@ type taskVector struct {
 func (m *taskVector) Name() string      { return m.name }
 func (m *taskVector) Params() []Param   { return m.params }
 func (m *taskVector) Inputs() InputRule { return InputRule{Base: Required, MinModels: 1} }
-func (m *taskVector) Check(*Tensor) error {
+
+// Check requires, for magprune, 0 < density − epsilon and density + epsilon ≤ 1 for every
+// model (design.md §5).
+func (m *taskVector) Check(t *Tensor) error {
+	if m.sparsify != magprune {
+		return nil
+	}
+	for j, a := range t.Args {
+		if t.HasBase && j == 0 {
+			continue
+		}
+		rho, eps := a.Float("density"), a.Float("epsilon")
+		if rho-eps <= 0 || rho+eps > 1 {
+			return fmt.Errorf("model %d: density %g and epsilon %g give keep probabilities from %g to %g; %s needs density - epsilon > 0 and density + epsilon <= 1",
+				t.Models[j], rho, eps, rho-eps, rho+eps, m.name)
+		}
+	}
 	return nil
 }
 
@@ -43,10 +65,13 @@ type tvKernel struct {
 	rho       []float64 // densities
 	lambda    float64
 	normalize bool
-	inverse   bool // rescale by 1/ρ
-	l1        bool // rescale to the unsparsified L1 norm
-	sel       []*selector
+	inverse   bool        // rescale by 1/ρ
+	l1        bool        // rescale to the unsparsified L1 norm
+	sel       []*selector // per model: top-k, or the largest n_top excluded (outliers)
+	low       []*selector // outliers, per model: the smallest n_bot excluded
 	stream    []Stream
+	eps       []float64 // magprune: per-model epsilon
+	row       int64     // magprune: row length (elements per rank group)
 	// L1 rescale: Σ|d| and Σ|sparse(d)| per model, then the factor.
 	abs, kept []float64
 	scale     []float64
@@ -80,6 +105,22 @@ func (m *taskVector) New(t *Tensor) Kernel {
 			k.sel = append(k.sel, newSelector(keep, t.N, true, true))
 		case dareDrop:
 			k.stream = append(k.stream, NewStream(t.Seed, t.Models[j+1], t.Name))
+		case outliers:
+			// Sorted by |d| ascending, ties by index, keep positions [nBot, n − nTop):
+			// exclude the nBot smallest (lower index first among equals) and the nTop
+			// largest (higher index first among equals).
+			target := int64(math.Floor(max(0, min(1, k.rho[j])) * float64(t.N)))
+			nTop := int64(math.Floor(a.Float("gamma") * float64(t.N)))
+			nBot := t.N - target - nTop
+			if nBot < 0 {
+				nTop += nBot
+				nBot = 0
+			}
+			k.sel = append(k.sel, newSelector(nTop, t.N, true, false))
+			k.low = append(k.low, newSelector(nBot, t.N, false, true))
+		case magprune:
+			k.stream = append(k.stream, NewStream(t.Seed, t.Models[j+1], t.Name))
+			k.eps = append(k.eps, a.Float("epsilon"))
 		}
 	}
 	if k.normalize && !m.consensus && math.Abs(wsum) >= 1e-8 {
@@ -88,15 +129,23 @@ func (m *taskVector) New(t *Tensor) Kernel {
 	if k.l1 {
 		k.abs, k.kept = make([]float64, nm), make([]float64, nm)
 	}
+	if m.sparsify == magprune {
+		// Rows of a tensor viewed as [shape[0], rest]; a vector (or scalar) is one row.
+		k.row = max(t.N, 1)
+		if len(t.Shape) >= 2 && t.Shape[0] > 0 {
+			k.row = max(t.N/t.Shape[0], 1)
+		}
+	}
 	return k
 }
 
-func (k *tvKernel) Granule() int64 { return 1 }
+// Granule is 1, or the row length for magprune, whose ranks need whole rows.
+func (k *tvKernel) Granule() int64 { return max(k.row, 1) }
 
 func (k *tvKernel) NeedPass(pass int) bool {
 	if k.phase == 0 {
 		more := false
-		for _, s := range k.sel {
+		for _, s := range append(k.sel[:len(k.sel):len(k.sel)], k.low...) {
 			if pass > 0 {
 				s.endPass()
 			}
@@ -123,14 +172,28 @@ func (k *tvKernel) NeedPass(pass int) bool {
 
 func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 	base := in[0]
+	var probs [][]float64
+	if k.phase == 1 && k.m.sparsify == magprune {
+		probs = k.rowProbs(in)
+	}
 	for j := range k.w {
 		x := in[j+1]
 		if k.phase == 0 {
-			if s := k.sel[j]; !s.done() {
+			var low *selector
+			if k.low != nil {
+				low = k.low[j]
+			}
+			s := k.sel[j]
+			if !s.done() || (low != nil && !low.done()) {
 				for i := range x {
 					x[i] -= base[i] // the float32 delta ranks magnitudes
 				}
-				s.observe(off, x)
+				if !s.done() {
+					s.observe(off, x)
+				}
+				if low != nil && !low.done() {
+					low.observe(off, x)
+				}
 			}
 			continue
 		}
@@ -138,7 +201,11 @@ func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 		for i, b := range base {
 			d := math.Abs(float64(x[i]) - float64(b))
 			a += d
-			if k.keep(j, off+int64(i), x[i]-b) {
+			p := k.rho[j]
+			if probs != nil {
+				p = probs[j][i]
+			}
+			if k.keep(j, off+int64(i), x[i]-b, p) {
 				c += d
 			}
 		}
@@ -147,31 +214,76 @@ func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 	}
 }
 
-// keep reports whether model j keeps delta element i, whose float32 delta is d.
-func (k *tvKernel) keep(j int, i int64, d float32) bool {
+// keep reports whether model j keeps delta element i, whose float32 delta is d; p is its
+// keep probability (density, or for magprune the element's own).
+func (k *tvKernel) keep(j int, i int64, d float32, p float64) bool {
 	switch k.m.sparsify {
 	case topK:
 		return k.sel[j].in(i, d)
-	case dareDrop:
-		return k.rho[j] >= 1 || k.stream[j].Keep(i, k.rho[j])
+	case outliers:
+		return !k.sel[j].in(i, d) && !k.low[j].in(i, d)
+	case dareDrop, magprune:
+		return p >= 1 || k.stream[j].Keep(i, p)
 	}
 	return true
 }
 
-// sparse returns model j's sparsified delta at element i, from its value x and the base's b.
-func (k *tvKernel) sparse(j int, i int64, x, b float32) float64 {
+// sparse returns model j's sparsified delta at element i, from its value x and the base's
+// b; p is its keep probability (see keep), which inverse rescaling divides by.
+func (k *tvKernel) sparse(j int, i int64, x, b float32, p float64) float64 {
 	d := float64(x) - float64(b) // exact
 	switch rho := k.rho[j]; {
 	case k.m.sparsify == noSparsify || rho >= 1:
 		return d
-	case rho <= 0 || !k.keep(j, i, x-b):
+	case rho <= 0 || !k.keep(j, i, x-b, p):
 		return 0
 	case k.inverse:
-		return d / rho
+		return d / p
 	case k.l1:
 		return d * k.scale[j]
 	}
 	return d
+}
+
+// rowProbs returns, per model, the magprune keep probability of each element of in (whole
+// rows): rank the row's |d| ascending from 1 to ncols, ties by index, then
+// p = (ρ − ε) + 2ε·(rank − 1)/(ncols − 1), and p = ρ when ncols = 1.
+func (k *tvKernel) rowProbs(in [][]float32) [][]float64 {
+	base := in[0]
+	n := len(base)
+	row := int(k.row)
+	probs := make([][]float64, len(k.w))
+	order := make([]int32, row)
+	keys := make([]uint32, row)
+	for j := range k.w {
+		x := in[j+1]
+		p := make([]float64, n)
+		rho, eps := k.rho[j], k.eps[j]
+		for r := 0; r < n; r += row {
+			if row == 1 {
+				p[r] = rho
+				continue
+			}
+			for i := range keys {
+				keys[i] = magKey(x[r+i] - base[r+i])
+				order[i] = int32(i)
+			}
+			slices.SortFunc(order, func(a, b int32) int {
+				if keys[a] != keys[b] {
+					if keys[a] < keys[b] {
+						return -1
+					}
+					return 1
+				}
+				return int(a - b)
+			})
+			for rank, i := range order {
+				p[r+int(i)] = (rho - eps) + 2*eps*float64(rank)/float64(row-1)
+			}
+		}
+		probs[j] = p
+	}
+	return probs
 }
 
 func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
@@ -182,10 +294,18 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 		W = make([]float64, len(models))
 	}
 	W = W[:len(models)]
+	var probs [][]float64
+	if k.m.sparsify == magprune {
+		probs = k.rowProbs(in)
+	}
 	for i, b := range base {
 		var tot float64
 		for j, x := range models {
-			W[j] = k.sparse(j, off+int64(i), x[i], b) * k.w[j]
+			p := k.rho[j]
+			if probs != nil {
+				p = probs[j][i]
+			}
+			W[j] = k.sparse(j, off+int64(i), x[i], b, p) * k.w[j]
 			tot += W[j]
 		}
 		sum, div := tot, k.div
