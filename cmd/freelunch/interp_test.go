@@ -15,8 +15,8 @@ import (
 	"freelunch/internal/testmodel"
 )
 
-// TestMergeInterpolation merges generated models with slerp, nuslerp, model_stock and
-// passthrough through the CLI and checks every output tensor against the float64
+// TestMergeInterpolation merges generated models with slerp, nuslerp, model_stock,
+// passthrough, breadcrumbs and della through the CLI and checks every output tensor against the float64
 // reference within design.md §3's tolerance.
 func TestMergeInterpolation(t *testing.T) {
 	specs := map[string]testmodel.Spec{
@@ -33,6 +33,7 @@ func TestMergeInterpolation(t *testing.T) {
 		models             []string // reference model inputs
 		global             map[string]any
 		args               []map[string]any // per model input
+		index              []int            // §4 model numbers of the model inputs
 	}
 	cases := []cfg{
 		{name: "slerp", method: "slerp", base: "base", models: []string{"ft1"}, yaml: `
@@ -106,6 +107,49 @@ models:
   - model: FT2
     parameters: {scale: 0.37}
 `, args: []map[string]any{{"scale": 0.37}}},
+		{name: "breadcrumbs", method: "breadcrumbs", base: "base", models: []string{"ft1", "ft2"}, index: []int{0, 1}, yaml: `
+merge_method: breadcrumbs
+base_model: BASE
+models:
+  - model: FT1
+    parameters: {weight: 0.6, density: 0.4, gamma: 0.05}
+  - model: FT2
+    parameters: {weight: 0.5, density: 0.7}
+`, args: []map[string]any{{"weight": 0.6, "density": 0.4, "gamma": 0.05}, {"weight": 0.5, "density": 0.7}}},
+		{name: "breadcrumbs_ties", method: "breadcrumbs_ties", base: "base", models: []string{"ft1", "ft2"}, index: []int{1, 2}, yaml: `
+merge_method: breadcrumbs_ties
+base_model: BASE
+parameters:
+  rescale: true
+models:
+  - model: BASE
+  - model: FT1
+    parameters: {weight: 1.0, density: 0.5, gamma: 0}
+  - model: FT2
+    parameters: {weight: 0.7, density: 0.3, gamma: 0.1}
+`, global: map[string]any{"rescale": true}, args: []map[string]any{{"weight": 1.0, "density": 0.5, "gamma": 0.0}, {"weight": 0.7, "density": 0.3, "gamma": 0.1}}},
+		{name: "della", method: "della", base: "base", models: []string{"ft1", "ft2"}, index: []int{0, 1}, yaml: `
+merge_method: della
+base_model: BASE
+parameters:
+  lambda: 0.9
+models:
+  - model: FT1
+    parameters: {weight: 0.6, density: 0.4, epsilon: 0.1}
+  - model: FT2
+    parameters: {weight: 0.5, density: 0.7, epsilon: 0.3}
+`, global: map[string]any{"lambda": 0.9}, args: []map[string]any{{"weight": 0.6, "density": 0.4, "epsilon": 0.1}, {"weight": 0.5, "density": 0.7, "epsilon": 0.3}}},
+		{name: "della_linear-l1", method: "della_linear", base: "base", models: []string{"ft1", "ft2"}, index: []int{0, 1}, yaml: `
+merge_method: della_linear
+base_model: BASE
+parameters:
+  rescale_norm: l1
+models:
+  - model: FT1
+    parameters: {weight: 0.6, density: 0.5}
+  - model: FT2
+    parameters: {weight: 0.5, density: 0.35, epsilon: 0.2}
+`, global: map[string]any{"rescale_norm": "l1"}, args: []map[string]any{{"weight": 0.6, "density": 0.5}, {"weight": 0.5, "density": 0.35, "epsilon": 0.2}}},
 	}
 	for sname, spec := range specs {
 		dir := t.TempDir()
@@ -128,7 +172,7 @@ models:
 				cfgPath := filepath.Join(t.TempDir(), "config.yml")
 				os.WriteFile(cfgPath, []byte(yaml), 0o644)
 				out := filepath.Join(t.TempDir(), "out")
-				if _, stderr, err := runCLI(t, "merge", "--chunk-size", "100", "--out-shard-size", "20KiB", cfgPath, out); err != nil {
+				if _, stderr, err := runCLI(t, "merge", "--random-seed", "7", "--chunk-size", "100", "--out-shard-size", "20KiB", cfgPath, out); err != nil {
 					t.Fatalf("merge: %v\n%s", err, stderr)
 				}
 				got := readModel(t, out)
@@ -142,7 +186,7 @@ models:
 				}
 				for name, g := range got {
 					ten := m.Lookup(name)
-					ri := reference.Inputs{Method: c.method, Global: c.global, Args: c.args, Name: name, Shape: ten.Shape}
+					ri := reference.Inputs{Method: c.method, Global: c.global, Args: c.args, Name: name, Shape: ten.Shape, Seed: 7, Index: c.index}
 					if c.base != "" {
 						ri.Base = in[c.base][name]
 					}

@@ -106,6 +106,10 @@ func TestChunkThreadInvariance(t *testing.T) {
 		{"nuslerp", config.Params{"nuslerp_flatten": scalar(false), "nuslerp_row_wise": scalar(true)}, []config.Params{{"weight": scalar(0.3)}, {"weight": scalar(0.6)}}},
 		{"model_stock", nil, []config.Params{nil, nil}},
 		{"model_stock", config.Params{"filter_wise": scalar(true)}, []config.Params{nil, nil}},
+		{"breadcrumbs", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4), "gamma": scalar(0.1)}, {"weight": scalar(0.5), "density": scalar(0.6), "gamma": scalar(0.0)}}},
+		{"breadcrumbs_ties", config.Params{"rescale": scalar(true)}, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"della", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4), "epsilon": scalar(0.2)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"della_linear", config.Params{"rescale_norm": scalar("l1")}, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6), "epsilon": scalar(0.3)}}},
 	}
 	configs := map[string]*config.Config{}
 	for i, m := range methods {

@@ -68,7 +68,7 @@ func Merge(in Inputs) ([]float64, error) {
 	switch in.Method {
 	case "linear":
 		return linear(in), nil
-	case "task_arithmetic", "ties", "dare_linear", "dare_ties":
+	case "task_arithmetic", "ties", "dare_linear", "dare_ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear":
 		return taskVectors(in), nil
 	case "slerp":
 		return slerp(in), nil
@@ -103,9 +103,9 @@ func linear(in Inputs) []float64 {
 
 func taskVectors(in Inputs) []float64 {
 	n := len(in.Base)
-	consensus := in.Method == "ties" || in.Method == "dare_ties"
-	normDefault := in.Method == "ties"
-	rescaleDefault := in.Method == "dare_linear" || in.Method == "dare_ties"
+	consensus := in.Method == "ties" || in.Method == "dare_ties" || in.Method == "breadcrumbs_ties" || in.Method == "della"
+	normDefault := in.Method == "ties" || in.Method == "della"
+	rescaleDefault := in.Method == "dare_linear" || in.Method == "dare_ties" || in.Method == "della" || in.Method == "della_linear"
 	normalize := b(in.Global, "normalize", normDefault)
 	rescale := b(in.Global, "rescale", rescaleDefault)
 	lambda := f(in.Global, "lambda", 1)
@@ -124,6 +124,10 @@ func taskVectors(in Inputs) []float64 {
 			d = topK(d, rank, rho)
 		case "dare_linear", "dare_ties":
 			d = dare(d, rho, rescale, s(in.Global, "rescale_norm", "inverse"), in.Seed, in.Index[k], in.Name)
+		case "breadcrumbs", "breadcrumbs_ties":
+			d = window(d, rank, rho, f(in.Args[k], "gamma", 0.01), rescale, s(in.Global, "rescale_norm", "inverse"))
+		case "della", "della_linear":
+			d = magPrune(d, rank, in.Shape, rho, f(in.Args[k], "epsilon", 0.15), rescale, s(in.Global, "rescale_norm", "inverse"), in.Seed, in.Index[k], in.Name)
 		}
 		w := f(in.Args[k], "weight", 0)
 		ws[k] = w
