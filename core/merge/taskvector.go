@@ -49,7 +49,7 @@ func (m *taskVector) Check(t *Tensor) error {
 		}
 		rho, eps := a.Float("density"), a.Float("epsilon")
 		if rho-eps <= 0 || rho+eps > 1 {
-			return fmt.Errorf("model %d: density %g and epsilon %g give keep probabilities from %g to %g; %s needs density - epsilon > 0 and density + epsilon <= 1",
+			return fmt.Errorf("models[%d]: density %g and epsilon %g give keep probabilities from %.4g to %.4g; %s needs density - epsilon > 0 and density + epsilon <= 1",
 				t.Models[j], rho, eps, rho-eps, rho+eps, m.name)
 		}
 	}

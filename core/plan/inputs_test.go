@@ -40,6 +40,11 @@ func TestMethodInputs(t *testing.T) {
 		{"model_stock", "merge_method: model_stock\nbase_model: B\nmodels:\n  - model: A\n  - model: C\n", "b a c", true},
 		{"model_stock one model", "merge_method: model_stock\nbase_model: B\nmodels:\n  - model: A\n", "", false},
 		{"model_stock no base", "merge_method: model_stock\nmodels:\n  - model: A\n  - model: C\n", "", false},
+		{"della", "merge_method: della\nbase_model: B\nmodels:\n  - model: A\n    parameters: {weight: 1, density: 0.5, epsilon: 0.2}\n", "b a", true},
+		{"della density - epsilon <= 0", "merge_method: della\nbase_model: B\nmodels:\n  - model: A\n    parameters: {weight: 1, density: 0.1}\n", "", false},
+		{"della density + epsilon > 1", "merge_method: della_linear\nbase_model: B\nmodels:\n  - model: A\n    parameters: {weight: 1, density: 0.9, epsilon: 0.2}\n", "", false},
+		{"della default density", "merge_method: della\nbase_model: B\nmodels:\n  - model: A\n    parameters: {weight: 1}\n", "", false},
+		{"breadcrumbs", "merge_method: breadcrumbs_ties\nbase_model: B\nmodels:\n  - model: A\n    parameters: {weight: 1, density: 0.5, gamma: 0}\n", "b a", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			yaml := strings.NewReplacer("A", filepath.Join(dir, "a"), "B", filepath.Join(dir, "b"), "C", filepath.Join(dir, "c")).Replace(c.yaml)
