@@ -336,3 +336,66 @@ dtype: bfloat16
 		}
 	}
 }
+
+// TestSlerpSlicesGradient runs the usual SLERP frankenmerge config: one slice over the
+// base and another model with a gradient for t. Over 3 layers, t = [0, 1] ramps 0, 0.5,
+// 1 for the attention tensors: layer 0's are the base bit for bit, layer 2's the other
+// model's bit for bit, layer 1's the reference at t = 0.5; every other tensor has t = 0.5.
+func TestSlerpSlicesGradient(t *testing.T) {
+	spec := testmodel.Small
+	spec.Layers = 3
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := spec.Write(a, testmodel.Variant{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.Write(b, testmodel.Variant{Seed: 9, Unrelated: true}); err != nil {
+		t.Fatal(err)
+	}
+	yaml := `
+slices:
+  - sources:
+      - model: A
+        layer_range: [0, 3]
+      - model: B
+        layer_range: [0, 3]
+merge_method: slerp
+base_model: A
+parameters:
+  t:
+    - filter: self_attn
+      value: [0, 1]
+    - value: 0.5
+`
+	cfgPath := filepath.Join(dir, "config.yml")
+	os.WriteFile(cfgPath, []byte(strings.NewReplacer("A", a, "B", b).Replace(yaml)), 0o644)
+	out := filepath.Join(dir, "out")
+	if _, stderr, err := runCLI(t, "merge", "--chunk-size", "50", cfgPath, out); err != nil {
+		t.Fatalf("merge: %v\n%s", err, stderr)
+	}
+	ins := map[string]map[string][]float32{"a": readModel(t, a), "b": readModel(t, b)}
+	got := readModel(t, out)
+	if len(got) != len(ins["a"]) {
+		t.Errorf("output has %d tensors, want %d", len(got), len(ins["a"]))
+	}
+	for name, g := range got {
+		tt := 0.5
+		if strings.Contains(name, "self_attn") {
+			tt = map[string]float64{"0": 0, "1": 0.5, "2": 1}[strings.Split(name, ".")[2]]
+		}
+		want, err := reference.Merge(reference.Inputs{Method: "slerp", Base: ins["a"][name], Models: [][]float32{ins["b"][name]},
+			Global: map[string]any{"t": tt}, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt == 0 || tt == 1 {
+			for i := range g {
+				if float64(g[i]) != want[i] {
+					t.Fatalf("%s (t = %v) [%d] = %v, want exactly %v", name, tt, i, g[i], want[i])
+				}
+			}
+			continue
+		}
+		checkULPs(t, name, g, want, dtype.BF16)
+	}
+}
