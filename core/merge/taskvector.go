@@ -171,11 +171,21 @@ func (k *tvKernel) NeedPass(pass int) bool {
 }
 
 func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
-	base := in[0]
-	var probs [][]float64
 	if k.phase == 1 && k.m.sparsify == magprune {
-		probs = k.rowProbs(in)
+		sc := k.newScratch(len(in))
+		for lo := 0; lo < len(in[0]); lo += int(k.row) {
+			sub := sc.sub(in, lo, lo+int(k.row))
+			k.observe(off+int64(lo), sub, k.rowProbs(sc, sub))
+		}
+		return
 	}
+	k.observe(off, in, nil)
+}
+
+// observe runs the current pass over the elements of in; probs, for magprune's L1 pass,
+// holds their keep probabilities.
+func (k *tvKernel) observe(off int64, in [][]float32, probs [][]float64) {
+	base := in[0]
 	for j := range k.w {
 		x := in[j+1]
 		if k.phase == 0 {
@@ -245,48 +255,82 @@ func (k *tvKernel) sparse(j int, i int64, x, b float32, p float64) float64 {
 	return d
 }
 
-// rowProbs returns, per model, the magprune keep probability of each element of in (whole
-// rows): rank the row's |d| ascending from 1 to ncols, ties by index, then
+// rankScratch holds magprune's per-row buffers: the keep probabilities of one row per
+// model and the sort's order and keys.
+type rankScratch struct {
+	probs [][]float64
+	order []int32
+	keys  []uint32
+	view  [][]float32
+}
+
+func (k *tvKernel) newScratch(inputs int) *rankScratch {
+	sc := &rankScratch{probs: make([][]float64, len(k.w)), order: make([]int32, k.row),
+		keys: make([]uint32, k.row), view: make([][]float32, inputs)}
+	for j := range sc.probs {
+		sc.probs[j] = make([]float64, k.row)
+	}
+	return sc
+}
+
+// sub returns in resliced to [lo, hi).
+func (sc *rankScratch) sub(in [][]float32, lo, hi int) [][]float32 {
+	for j := range in {
+		sc.view[j] = in[j][lo:hi]
+	}
+	return sc.view
+}
+
+// rowProbs returns, per model, the magprune keep probability of each element of one row
+// in: rank the row's |d| ascending from 1 to ncols, ties by index, then
 // p = (ρ − ε) + 2ε·(rank − 1)/(ncols − 1), and p = ρ when ncols = 1.
-func (k *tvKernel) rowProbs(in [][]float32) [][]float64 {
+func (k *tvKernel) rowProbs(sc *rankScratch, in [][]float32) [][]float64 {
 	base := in[0]
-	n := len(base)
-	row := int(k.row)
-	probs := make([][]float64, len(k.w))
-	order := make([]int32, row)
-	keys := make([]uint32, row)
+	row := len(base)
+	order, keys := sc.order[:row], sc.keys[:row]
 	for j := range k.w {
 		x := in[j+1]
-		p := make([]float64, n)
+		p := sc.probs[j][:row]
 		rho, eps := k.rho[j], k.eps[j]
-		for r := 0; r < n; r += row {
-			if row == 1 {
-				p[r] = rho
-				continue
-			}
-			for i := range keys {
-				keys[i] = magKey(x[r+i] - base[r+i])
-				order[i] = int32(i)
-			}
-			slices.SortFunc(order, func(a, b int32) int {
-				if keys[a] != keys[b] {
-					if keys[a] < keys[b] {
-						return -1
-					}
-					return 1
-				}
-				return int(a - b)
-			})
-			for rank, i := range order {
-				p[r+int(i)] = (rho - eps) + 2*eps*float64(rank)/float64(row-1)
-			}
+		if row == 1 {
+			p[0] = rho
+			continue
 		}
-		probs[j] = p
+		for i := range keys {
+			keys[i] = magKey(x[i] - base[i])
+			order[i] = int32(i)
+		}
+		slices.SortFunc(order, func(a, b int32) int {
+			if keys[a] != keys[b] {
+				if keys[a] < keys[b] {
+					return -1
+				}
+				return 1
+			}
+			return int(a - b)
+		})
+		for rank, i := range order {
+			p[i] = (rho - eps) + 2*eps*float64(rank)/float64(row-1)
+		}
 	}
-	return probs
+	return sc.probs
 }
 
 func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
+	if k.m.sparsify != magprune {
+		k.merge(dst, off, in, nil)
+		return
+	}
+	sc := k.newScratch(len(in))
+	for lo := 0; lo < len(dst); lo += int(k.row) {
+		hi := lo + int(k.row)
+		sub := sc.sub(in, lo, hi)
+		k.merge(dst[lo:hi], off+int64(lo), sub, k.rowProbs(sc, sub))
+	}
+}
+
+// merge merges the elements of in; probs, for magprune, holds their keep probabilities.
+func (k *tvKernel) merge(dst []float32, off int64, in [][]float32, probs [][]float64) {
 	base, models := in[0], in[1:]
 	var small [8]float64
 	W := small[:0]
@@ -294,10 +338,6 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 		W = make([]float64, len(models))
 	}
 	W = W[:len(models)]
-	var probs [][]float64
-	if k.m.sparsify == magprune {
-		probs = k.rowProbs(in)
-	}
 	for i, b := range base {
 		var tot float64
 		for j, x := range models {
