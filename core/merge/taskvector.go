@@ -238,23 +238,6 @@ func (k *tvKernel) keep(j int, i int64, d float32, p float64) bool {
 	return true
 }
 
-// sparse returns model j's sparsified delta at element i, from its value x and the base's
-// b; p is its keep probability (see keep), which inverse rescaling divides by.
-func (k *tvKernel) sparse(j int, i int64, x, b float32, p float64) float64 {
-	d := float64(x) - float64(b) // exact
-	switch rho := k.rho[j]; {
-	case k.m.sparsify == noSparsify || rho >= 1:
-		return d
-	case rho <= 0 || !k.keep(j, i, x-b, p):
-		return 0
-	case k.inverse:
-		return d / p
-	case k.l1:
-		return d * k.scale[j]
-	}
-	return d
-}
-
 // rankScratch holds magprune's per-row buffers: the keep probabilities of one row per
 // model and the sort's order and keys.
 type rankScratch struct {
@@ -310,10 +293,80 @@ func (k *tvKernel) rowProbs(sc *rankScratch, in [][]float32) [][]float64 {
 			return int(a - b)
 		})
 		for rank, i := range order {
-			p[i] = (rho - eps) + 2*eps*float64(rank)/float64(row-1)
+			p[i] = float64(rho-eps) + float64(2*eps*float64(rank))/float64(row-1)
 		}
 	}
 	return sc.probs
+}
+
+// block is the number of elements Merge sparsifies per model before combining them; its
+// scratch lives on the stack.
+const block = 256
+
+// sparsify writes model j's weighted sparse delta w_j·sparse(d_j) for elements
+// [off, off+len(w)) into w; p holds, for magprune, the elements' keep probabilities.
+// Explicit float64 conversions round every product, so no platform fuses a multiply-add
+// and outputs stay byte-identical everywhere.
+func (k *tvKernel) sparsify(w []float64, j int, off int64, x, b []float32, p []float64) {
+	x, b = x[:len(w)], b[:len(w)]
+	f, rho := k.w[j], k.rho[j]
+	switch {
+	case k.m.sparsify == noSparsify || rho >= 1:
+		for i := range w {
+			w[i] = float64((float64(x[i]) - float64(b[i])) * f)
+		}
+		return
+	case rho <= 0:
+		clear(w)
+		return
+	}
+	// Survivors are d/ρ·w (inverse), d·s·w (L1) or d·w.
+	div, mul := 1.0, 1.0
+	if k.inverse {
+		div = rho
+	} else if k.l1 {
+		mul = k.scale[j]
+	}
+	switch k.m.sparsify {
+	case topK:
+		sel := k.sel[j]
+		for i := range w {
+			w[i] = 0
+			if sel.in(off+int64(i), x[i]-b[i]) {
+				w[i] = float64(float64(float64((float64(x[i])-float64(b[i]))/div)*mul) * f)
+			}
+		}
+	case dareDrop:
+		st := k.stream[j]
+		for i := range w {
+			w[i] = 0
+			if st.Keep(off+int64(i), rho) {
+				w[i] = float64(float64(float64((float64(x[i])-float64(b[i]))/div)*mul) * f)
+			}
+		}
+	case outliers:
+		top, low := k.sel[j], k.low[j]
+		for i := range w {
+			w[i] = 0
+			if d := x[i] - b[i]; !top.in(off+int64(i), d) && !low.in(off+int64(i), d) {
+				w[i] = float64(float64(float64((float64(x[i])-float64(b[i]))/div)*mul) * f)
+			}
+		}
+	case magprune:
+		// Inverse rescaling divides each survivor by its own probability.
+		st := k.stream[j]
+		p = p[:len(w)]
+		for i := range w {
+			w[i] = 0
+			if pi := p[i]; pi >= 1 || st.Keep(off+int64(i), pi) {
+				dv := div
+				if k.inverse {
+					dv = pi
+				}
+				w[i] = float64(float64(float64((float64(x[i])-float64(b[i]))/dv)*mul) * f)
+			}
+		}
+	}
 }
 
 func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
@@ -332,38 +385,56 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 // merge merges the elements of in; probs, for magprune, holds their keep probabilities.
 func (k *tvKernel) merge(dst []float32, off int64, in [][]float32, probs [][]float64) {
 	base, models := in[0], in[1:]
-	var small [8]float64
-	W := small[:0]
-	if len(models) > len(small) {
-		W = make([]float64, len(models))
+	var stack [8][block]float64
+	W := stack[:]
+	if len(models) > len(stack) {
+		W = make([][block]float64, len(models))
 	}
 	W = W[:len(models)]
-	for i, b := range base {
-		var tot float64
+	for lo := 0; lo < len(base); lo += block {
+		hi := min(len(base), lo+block)
+		b := base[lo:hi]
 		for j, x := range models {
-			p := k.rho[j]
+			var p []float64
 			if probs != nil {
-				p = probs[j][i]
+				p = probs[j][lo:hi]
 			}
-			W[j] = k.sparse(j, off+int64(i), x[i], b, p) * k.w[j]
-			tot += W[j]
+			k.sparsify(W[j][:len(b)], j, off+int64(lo), x[lo:hi], b, p)
 		}
-		sum, div := tot, k.div
-		if k.m.consensus {
-			pos := tot >= 0
-			var ws float64
-			sum = 0
-			for j, v := range W {
-				if v != 0 && (v > 0) == pos {
-					sum += v
-					ws += k.w[j]
-				}
+		k.combine(dst[lo:hi], b, W)
+	}
+}
+
+// combine adds the merged delta of the weighted sparse deltas W to the base b.
+func (k *tvKernel) combine(dst, b []float32, W [][block]float64) {
+	dst = dst[:len(b)]
+	if !k.m.consensus {
+		for i := range b {
+			var sum float64
+			for j := range W {
+				sum += W[j][i]
 			}
-			div = 1
-			if k.normalize && ws != 0 {
-				div = ws
+			dst[i] = float32(float64(b[i]) + float64(k.lambda*(sum/k.div)))
+		}
+		return
+	}
+	for i := range b {
+		var tot float64
+		for j := range W {
+			tot += W[j][i]
+		}
+		pos := tot >= 0
+		var sum, ws float64
+		for j := range W {
+			if v := W[j][i]; v != 0 && (v > 0) == pos {
+				sum += v
+				ws += k.w[j]
 			}
 		}
-		dst[i] = float32(float64(b) + k.lambda*(sum/div))
+		div := 1.0
+		if k.normalize && ws != 0 {
+			div = ws
+		}
+		dst[i] = float32(float64(b[i]) + float64(k.lambda*(sum/div)))
 	}
 }
