@@ -78,7 +78,7 @@ func accumulate(stats []float64, in [][]float32, lo, hi int) {
 		for p := 0; p < n; p++ {
 			dp := ds[p]
 			for q := p; q < n; q++ {
-				stats[s] += dp * ds[q]
+				stats[s] += float64(dp * ds[q]) // unfused on every platform
 				s++
 			}
 		}
@@ -96,7 +96,7 @@ func stockT(n int, stats []float64) float64 {
 		}
 	}
 	c := sum / float64(n*(n-1)/2)
-	den := 1 + float64(n-1)*c
+	den := 1 + float64(float64(n-1)*c)
 	if den == 0 {
 		return 0
 	}
@@ -138,6 +138,6 @@ func stockApply(dst []float32, in [][]float32, lo, hi int, t float64) {
 		for _, m := range models {
 			sum += float64(m[i])
 		}
-		dst[i] = float32(t*(sum/n) + (1-t)*float64(base[i]))
+		dst[i] = float32(float64(t*(sum/n)) + float64((1-t)*float64(base[i])))
 	}
 }

@@ -123,9 +123,9 @@ func (k *nuslerpKernel) Observe(_ int, off int64, in [][]float32) {
 			x -= float64(base[i])
 			y -= float64(base[i])
 		}
-		dot[j] += x * y
-		aa[j] += x * x
-		bb[j] += y * y
+		dot[j] += float64(x * y) // conversions keep multiply-adds unfused on every platform
+		aa[j] += float64(x * x)
+		bb[j] += float64(y * y)
 		if j++; j == k.stride {
 			j = 0
 		}
@@ -153,9 +153,9 @@ func (k *nuslerpKernel) Merge(dst []float32, off int64, in [][]float32) {
 		x, y := float64(a[i]), float64(b[i])
 		if base != nil {
 			bv := float64(base[i])
-			dst[i] = float32(bv + c0*(x-bv) + c1*(y-bv))
+			dst[i] = float32(bv + float64(c0*(x-bv)) + float64(c1*(y-bv)))
 		} else {
-			dst[i] = float32(c0*x + c1*y)
+			dst[i] = float32(float64(c0*x) + float64(c1*y))
 		}
 		if j++; j == k.stride {
 			j = 0
@@ -172,18 +172,18 @@ func (k *nuslerpKernel) mergeRow(dst, base, a, b []float32) {
 			x -= float64(base[i])
 			y -= float64(base[i])
 		}
-		dot += x * y
-		aa += x * x
-		bb += y * y
+		dot += float64(x * y)
+		aa += float64(x * x)
+		bb += float64(y * y)
 	}
 	c0, c1 := nuslerpCoeffs(k.t, dot, aa, bb)
 	for i := range dst {
 		x, y := float64(a[i]), float64(b[i])
 		if base != nil {
 			bv := float64(base[i])
-			dst[i] = float32(bv + c0*(x-bv) + c1*(y-bv))
+			dst[i] = float32(bv + float64(c0*(x-bv)) + float64(c1*(y-bv)))
 		} else {
-			dst[i] = float32(c0*x + c1*y)
+			dst[i] = float32(float64(c0*x) + float64(c1*y))
 		}
 	}
 }

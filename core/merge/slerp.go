@@ -54,9 +54,9 @@ func (k *slerpKernel) Observe(_ int, _ int64, in [][]float32) {
 	dot, aa, bb := k.dot, k.aa, k.bb
 	for i, x := range a {
 		x, y := float64(x), float64(b[i])
-		dot += x * y
-		aa += x * x
-		bb += y * y
+		dot += float64(x * y) // conversions keep multiply-adds unfused on every platform
+		aa += float64(x * x)
+		bb += float64(y * y)
 	}
 	k.dot, k.aa, k.bb = dot, aa, bb
 }
@@ -93,6 +93,6 @@ func (k *slerpKernel) Merge(dst []float32, _ int64, in [][]float32) {
 	a, b := in[0][:len(dst)], in[1][:len(dst)]
 	c0, c1 := k.c0, k.c1
 	for i := range dst {
-		dst[i] = float32(c0*float64(a[i]) + c1*float64(b[i]))
+		dst[i] = float32(float64(c0*float64(a[i])) + float64(c1*float64(b[i])))
 	}
 }
