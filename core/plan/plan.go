@@ -340,6 +340,10 @@ func newGroup(cfg *config.Config, method merge.Method, entries []config.ModelEnt
 		return nil, errorf("%smerge_method %s needs at least %d models besides the base, the config has %d",
 			where, method.Name(), rule.MinModels, len(others))
 	}
+	if rule.MaxModels > 0 && len(others) > rule.MaxModels && rule.BaseIsInput && base != nil {
+		return nil, errorf("%smerge_method %s takes at most %d model(s), base_model %s included; the config has %d",
+			where, method.Name(), rule.MaxModels, cfg.BaseModel, len(others))
+	}
 	if rule.MaxModels > 0 && len(others) > rule.MaxModels {
 		return nil, errorf("%smerge_method %s takes at most %d models besides the base, the config has %d",
 			where, method.Name(), rule.MaxModels, len(others))
@@ -470,6 +474,10 @@ func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Par
 		mt.Models = append(mt.Models, s.index)
 	}
 	if err := method.Check(mt); err != nil {
+		var ie *merge.InputError
+		if errors.As(err, &ie) && ie.Input >= 0 && ie.Input < len(g.inputs) {
+			return e, fmt.Errorf("%w: model %s, tensor %q: %w", ErrPlan, g.inputs[ie.Input].path, outName, ie.Err)
+		}
 		return e, fmt.Errorf("%w: tensor %q: %w", ErrPlan, outName, err)
 	}
 	e.Merge = mt
