@@ -239,17 +239,15 @@ func (k *tvKernel) keep(j int, i int64, d float32, p float64) bool {
 }
 
 // rankScratch holds magprune's per-row buffers: the keep probabilities of one row per
-// model and the sort's order and keys.
+// model, the sort keys and a view of the inputs.
 type rankScratch struct {
 	probs [][]float64
-	order []int32
-	keys  []uint32
+	keys  []uint64
 	view  [][]float32
 }
 
 func (k *tvKernel) newScratch(inputs int) *rankScratch {
-	sc := &rankScratch{probs: make([][]float64, len(k.w)), order: make([]int32, k.row),
-		keys: make([]uint32, k.row), view: make([][]float32, inputs)}
+	sc := &rankScratch{probs: make([][]float64, len(k.w)), keys: make([]uint64, k.row), view: make([][]float32, inputs)}
 	for j := range sc.probs {
 		sc.probs[j] = make([]float64, k.row)
 	}
@@ -270,7 +268,7 @@ func (sc *rankScratch) sub(in [][]float32, lo, hi int) [][]float32 {
 func (k *tvKernel) rowProbs(sc *rankScratch, in [][]float32) [][]float64 {
 	base := in[0]
 	row := len(base)
-	order, keys := sc.order[:row], sc.keys[:row]
+	keys := sc.keys[:row]
 	for j := range k.w {
 		x := in[j+1]
 		p := sc.probs[j][:row]
@@ -279,21 +277,14 @@ func (k *tvKernel) rowProbs(sc *rankScratch, in [][]float32) [][]float64 {
 			p[0] = rho
 			continue
 		}
+		// Sorting (magnitude key, index) pairs packed in one integer orders by |d|, ties
+		// by index. Rows are at most 2^32 elements (Granule would not fit a chunk anyway).
 		for i := range keys {
-			keys[i] = magKey(x[i] - base[i])
-			order[i] = int32(i)
+			keys[i] = uint64(magKey(x[i]-base[i]))<<32 | uint64(i)
 		}
-		slices.SortFunc(order, func(a, b int32) int {
-			if keys[a] != keys[b] {
-				if keys[a] < keys[b] {
-					return -1
-				}
-				return 1
-			}
-			return int(a - b)
-		})
-		for rank, i := range order {
-			p[i] = float64(rho-eps) + float64(2*eps*float64(rank))/float64(row-1)
+		slices.Sort(keys)
+		for rank, v := range keys {
+			p[uint32(v)] = float64(rho-eps) + float64(2*eps*float64(rank))/float64(row-1)
 		}
 	}
 	return sc.probs
