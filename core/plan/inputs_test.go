@@ -31,6 +31,7 @@ func TestMethodInputs(t *testing.T) {
 		{"slerp three models", "merge_method: slerp\nbase_model: B\nparameters: {t: 0.5}\nmodels:\n  - model: A\n  - model: C\n", "", false},
 		{"slerp no base", "merge_method: slerp\nparameters: {t: 0.5}\nmodels:\n  - model: A\n  - model: B\n", "", false},
 		{"slerp no t", "merge_method: slerp\nbase_model: B\nmodels:\n  - model: A\n", "", false},
+		{"slerp t for some tensors only", "merge_method: slerp\nbase_model: B\nparameters:\n  t:\n    - filter: mlp\n      value: 0.5\nmodels:\n  - model: A\n", "", false},
 		{"slerp t out of range", "merge_method: slerp\nbase_model: B\nparameters: {t: 1.5}\nmodels:\n  - model: A\n", "", false},
 		{"nuslerp no base", "merge_method: nuslerp\nmodels:\n  - model: A\n    parameters: {weight: 1}\n  - model: C\n    parameters: {weight: 1}\n", "a c", false},
 		{"nuslerp distinct base", "merge_method: nuslerp\nbase_model: B\nmodels:\n  - model: A\n    parameters: {weight: 1}\n  - model: C\n    parameters: {weight: 1}\n", "b a c", true},
