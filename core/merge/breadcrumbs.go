@@ -1,9 +1,7 @@
 package merge
 
-// breadcrumbs (Model Breadcrumbs, Davari and Belilovsky): keep a window of each delta's
-// magnitudes, dropping the floor(gamma·n) largest as outliers and the smallest down to
-// floor(density·n) kept, then add the weighted deltas. With gamma 0 the window runs to the
-// largest element (mergekit zeroes the whole delta there).
+// breadcrumbs (Model Breadcrumbs, Davari & Belilovsky): keep a window of each delta's
+// magnitudes, dropping the smallest and the gamma largest outliers, then add.
 var breadcrumbs = &taskVector{
 	name: "breadcrumbs", sparsify: outliers,
 	params: []Param{weightParam(), densityParam(), gammaParam(), normalizeParam(false), rescaleParam(false),

@@ -44,10 +44,10 @@ func int8MaskParam() Param {
 
 func gammaParam() Param {
 	return Param{Name: "gamma", Kind: Float, Scope: PerModel, Default: 0.01, Min: 0, Max: 1,
-		Doc: "fraction of the largest delta magnitudes removed as outliers (breadcrumbs)"}
+		Doc: "fraction of largest-magnitude delta elements dropped as outliers"}
 }
 
 func epsilonParam() Param {
 	return Param{Name: "epsilon", Kind: Float, Scope: PerModel, Default: 0.15, Min: 0, Max: 1,
-		Doc: "keep probabilities range over density ± epsilon by magnitude rank (DELLA)"}
+		Doc: "spread of keep probabilities around density, by magnitude rank within each row"}
 }
