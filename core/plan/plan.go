@@ -254,12 +254,24 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 					return nil, errorf("slices[%d]: layer_range [%d, %d) of %s is past its %d layers", gi, in.start, in.start+g.n, in.path, n)
 				}
 			}
-			for j := 0; j < g.n; j++ {
-				l := g.ref().start + j
-				for _, t := range g.ref().model.Tensors() {
-					if config.LayerOf(t.Name) != l {
-						continue
+			// Layer by layer, each in the model's tensor order. Only the layers that have
+			// tensors are visited: a range is bounded by the largest layer number in a
+			// tensor name, which a file may set as high as layer_range allows (2^20).
+			byLayer := map[int][]*safetensors.Tensor{}
+			var present []int
+			start := g.ref().start
+			for _, t := range g.ref().model.Tensors() {
+				if l := config.LayerOf(t.Name); l >= start && l < start+g.n {
+					if byLayer[l] == nil {
+						present = append(present, l)
 					}
+					byLayer[l] = append(byLayer[l], t)
+				}
+			}
+			sort.Ints(present)
+			for _, l := range present {
+				j := l - start
+				for _, t := range byLayer[l] {
 					if err := add(g, t.Name, renumber(t.Name, g.out+j), j, g.n); err != nil {
 						return nil, err
 					}
