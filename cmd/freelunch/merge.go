@@ -233,7 +233,13 @@ func checkOutDir(dir string, overwrite bool) error {
 // renames it into place by commit, so a failed merge leaves nothing that looks like a model.
 type dirSink struct {
 	dir, tmp string
-	f        *os.File
+	f        io.WriteCloser
+}
+
+// createOutput creates one output file. It is a variable so that tests can simulate a
+// full disk with a writer that fails part way.
+var createOutput = func(name string) (io.WriteCloser, error) {
+	return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 }
 
 func newDirSink(dir string) (*dirSink, error) {
@@ -252,12 +258,33 @@ func (s *dirSink) Create(name string) (io.Writer, error) {
 	if err := s.closeFile(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(s.tmp, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := createOutput(filepath.Join(s.tmp, name))
 	if err != nil {
 		return nil, err
 	}
-	s.f = f
-	return f, nil
+	s.f = outFile{f, filepath.Join(s.dir, name)}
+	return s.f, nil
+}
+
+// outFile is an output file in the temporary folder. Its errors name the file's final
+// path: the temporary folder is gone by the time the user reads them.
+type outFile struct {
+	io.WriteCloser
+	final string
+}
+
+func (f outFile) Write(p []byte) (int, error) {
+	n, err := f.WriteCloser.Write(p)
+	return n, f.rename(err)
+}
+
+func (f outFile) Close() error { return f.rename(f.WriteCloser.Close()) }
+
+func (f outFile) rename(err error) error {
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+		return &os.PathError{Op: pe.Op, Path: f.final, Err: pe.Err}
+	}
+	return err
 }
 
 func (s *dirSink) closeFile() error {

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// The bad-input matrix (issue 7): every malformed file, config or situation below makes
+// `freelunch merge` exit 1 with one sentence on stderr that names what is wrong and where,
+// and leaves nothing at OUT_DIR and no temporary folder next to it. The files are written
+// byte by byte here, not by the package that reads them, so that a bug shared by the
+// writer and the reader cannot hide.
+
+// stFile returns a safetensors file: the 8-byte little-endian length of header, header,
+// then data.
+func stFile(header string, data []byte) []byte {
+	b := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
+	return append(append(b, header...), data...)
+}
+
+// f32s returns the little-endian bytes of vs.
+func f32s(vs ...float32) []byte {
+	var b []byte
+	for _, v := range vs {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	}
+	return b
+}
+
+// The models of the matrix have two F32 tensors: "model.layers.0.w" [2, 2] and
+// "model.norm.weight" [2], 24 bytes of data.
+const (
+	goodHeader = `{"model.layers.0.w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},` +
+		`"model.norm.weight":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}}`
+	wShard    = `{"model.layers.0.w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}`
+	normShard = `{"model.norm.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`
+)
+
+var (
+	goodData = f32s(0.5, -1, 2, 0.25, 1, 1)
+	goodFile = stFile(goodHeader, goodData)
+)
+
+// linearConfig merges the models good and bad (folders under DIR).
+const linearConfig = `merge_method: linear
+models:
+  - model: DIR/good
+    parameters:
+      weight: 0.5
+  - model: DIR/bad
+    parameters:
+      weight: 0.5
+`
+
+// tiesConfig merges good2 and bad onto the base good with the given density for bad.
+func tiesConfig(method, param string) string {
+	return fmt.Sprintf(`merge_method: %s
+base_model: DIR/good
+models:
+  - model: DIR/good2
+    parameters:
+      weight: 0.5
+      density: 0.5
+  - model: DIR/bad
+    parameters:
+      weight: 0.5
+      %s
+`, method, param)
+}
+
+type badRow struct {
+	name   string
+	files  map[string][]byte // relative to DIR; good/model.safetensors and good2/model.safetensors are always there
+	config string            // DIR stands for the row's folder; "" means linearConfig
+	args   []string          // extra flags before CONFIG and OUT_DIR
+	want   []string          // substrings of the one line on stderr
+	// setup runs before the merge (create OUT_DIR, swap hooks); it returns a check of
+	// OUT_DIR to run instead of "OUT_DIR does not exist".
+	setup func(t *testing.T, out string) func(t *testing.T)
+}
+
+func badRows() []badRow {
+	bad := func(b []byte) map[string][]byte { return map[string][]byte{"bad/model.safetensors": b} }
+	hdrLen := func(n uint64, rest []byte) []byte { return append(binary.LittleEndian.AppendUint64(nil, n), rest...) }
+	nan, inf := float32(math.NaN()), float32(math.Inf(-1))
+	return []badRow{
+		{name: "truncated before the header length", files: bad(goodFile[:5]),
+			want: []string{"bad/model.safetensors", "5 bytes", "8-byte header length"}},
+		{name: "truncated in the data", files: bad(goodFile[:len(goodFile)-5]),
+			want: []string{"bad/model.safetensors", `"model.norm.weight"`, "[16, 24]", "past the data section of 19 bytes"}},
+		{name: "header length past the end", files: bad(hdrLen(1000, []byte(`{"a":1}`))),
+			want: []string{"bad/model.safetensors", "header length 1000", "7 bytes"}},
+		{name: "header over the limit", files: bad(hdrLen(200_000_000, []byte(`{}`))),
+			want: []string{"bad/model.safetensors", "header length 200000000", "limit of 100000000"}},
+		{name: "not JSON", files: bad(stFile("PK\x03\x04 this is a zip", nil)),
+			want: []string{"bad/model.safetensors", "not a safetensors JSON header"}},
+		{name: "JSON syntax error", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32",,}}`, goodData)),
+			want: []string{"bad/model.safetensors", `"model.layers.0.w"`, "byte"}},
+		{name: "duplicate tensor names", files: bad(stFile(`{"model.norm.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},`+
+			`"model.norm.weight":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`, goodData[:16])),
+			want: []string{"bad/model.safetensors", `"model.norm.weight"`, "duplicate"}},
+		{name: "unknown dtype", files: bad(stFile(strings.Replace(goodHeader, `"F32","shape":[2]`, `"F31","shape":[2]`, 1), goodData)),
+			want: []string{"bad/model.safetensors", `"model.norm.weight"`, "F31"}},
+		{name: "shape and offsets disagree", files: bad(stFile(strings.Replace(goodHeader, `"shape":[2,2]`, `"shape":[2,3]`, 1), goodData)),
+			want: []string{"bad/model.safetensors", `"model.layers.0.w"`, "[0, 16]", "16 bytes", "[2 3]", "24"}},
+		{name: "overlap", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},`+
+			`"model.norm.weight":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`, goodData[:16])),
+			want: []string{"bad/model.safetensors", `"model.norm.weight"`, "overlap"}},
+		{name: "hole", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},`+
+			`"model.norm.weight":{"dtype":"F32","shape":[2],"data_offsets":[20,28]}}`, append(goodData, 0, 0, 0, 0))),
+			want: []string{"bad/model.safetensors", `"model.norm.weight"`, "bytes 16 to 20", "unused"}},
+		{name: "offsets past the end", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},`+
+			`"model.norm.weight":{"dtype":"F32","shape":[268435456],"data_offsets":[16,1073741840]}}`, goodData)),
+			want: []string{"bad/model.safetensors", `"model.norm.weight"`, "1073741840", "past the data section of 24 bytes"}},
+		{name: "shape product overflow", files: bad(stFile(`{"model.norm.weight":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,8]}}`, goodData[:8])),
+			want: []string{"bad/model.safetensors", `"model.norm.weight"`, "[4294967296 4294967296 4]", "too large"}},
+		{name: "negative dimension", files: bad(stFile(`{"model.norm.weight":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}`, goodData[:8])),
+			want: []string{"bad/model.safetensors", `"model.norm.weight"`, "-2"}},
+		{name: "index names a missing shard", files: map[string][]byte{
+			"bad/model.safetensors.index.json":     []byte(`{"weight_map":{"model.layers.0.w":"model-00001-of-00002.safetensors","model.norm.weight":"model-00002-of-00002.safetensors"}}`),
+			"bad/model-00001-of-00002.safetensors": stFile(wShard, goodData[:16]),
+		}, want: []string{"bad/model.safetensors.index.json", "model-00002-of-00002.safetensors", `"model.norm.weight"`, "no such file"}},
+		{name: "index names a path outside the folder", files: map[string][]byte{
+			"bad/model.safetensors.index.json": []byte(`{"weight_map":{"model.layers.0.w":"../good/model.safetensors","model.norm.weight":"../good/model.safetensors"}}`),
+		}, want: []string{"bad/model.safetensors.index.json", "../good/model.safetensors", "not a plain file name"}},
+		{name: "index names a tensor its shard lacks", files: map[string][]byte{
+			"bad/model.safetensors.index.json":     []byte(`{"weight_map":{"model.layers.0.w":"model-00001-of-00002.safetensors","model.norm.weight":"model-00001-of-00002.safetensors"}}`),
+			"bad/model-00001-of-00002.safetensors": stFile(wShard, goodData[:16]),
+			"bad/model-00002-of-00002.safetensors": stFile(normShard, goodData[16:]),
+		}, want: []string{"model-00001-of-00002.safetensors", `"model.norm.weight"`, "model.safetensors.index.json"}},
+		{name: "a model lacks a tensor", files: bad(stFile(wShard, goodData[:16])),
+			want: []string{"DIR/bad has no tensor", `"model.norm.weight"`, "DIR/good"}},
+		{name: "shapes differ between models", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},`+
+			`"model.norm.weight":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}}`, goodData)),
+			want: []string{`"model.layers.0.w"`, "[4] in DIR/bad", "[2 2] in DIR/good"}},
+		{name: "NaN in an input", files: bad(stFile(goodHeader, f32s(0.5, nan, 2, nan, 1, 1))),
+			want: []string{"DIR/bad", `"model.layers.0.w"`, "2 NaN or Inf", "element 1", "--allow-nonfinite"}},
+		{name: "Inf in an input", files: bad(stFile(goodHeader, f32s(0.5, 1, 2, 3, inf, 1))),
+			want: []string{"DIR/bad", `"model.norm.weight"`, "1 NaN or Inf", "element 0", "--allow-nonfinite"}},
+		{name: "density above 1", files: bad(goodFile), config: tiesConfig("ties", "density: 1.5"),
+			want: []string{"line 14", "density", "1.5"}},
+		{name: "density below 0", files: bad(goodFile), config: tiesConfig("dare_ties", "density: -0.1"),
+			want: []string{"line 14", "density", "-0.1"}},
+		{name: "weight not a number", files: bad(goodFile), config: strings.Replace(linearConfig, "weight: 0.5\n", "weight: .nan\n", 1),
+			want: []string{"line 5", "models[0].parameters.weight", "NaN", "not a finite number"}},
+		{name: "weight infinite", files: bad(goodFile), config: strings.Replace(linearConfig, "weight: 0.5\n", "weight: -.inf\n", 1),
+			want: []string{"line 5", "models[0].parameters.weight", "-Inf", "not a finite number"}},
+		{name: "epsilon out of range", files: bad(goodFile), config: tiesConfig("della", "epsilon: 2"),
+			want: []string{"line 14", "epsilon", "2"}},
+		{name: "t out of range", files: bad(goodFile), config: `merge_method: slerp
+base_model: DIR/good
+models:
+  - model: DIR/good
+  - model: DIR/bad
+parameters:
+  t: [0, 1.2, 0.5]
+`, want: []string{"line 7", "t", "1.2"}},
+		{name: "unknown method", files: bad(goodFile), config: strings.Replace(linearConfig, "linear", "linaer", 1),
+			want: []string{"line 1", `"linaer"`, `"linear"`}},
+		{name: "unknown key", files: bad(goodFile), config: linearConfig + "mergemethod: ties\n",
+			want: []string{"line 9", `"mergemethod"`}},
+		{name: "unknown parameter", files: bad(goodFile), config: strings.Replace(linearConfig, "weight: 0.5\n", "weight: 0.5\n      wieght: 1\n", 1),
+			want: []string{"line 6", `"wieght"`, `"weight"`}},
+		{name: "empty model list", files: bad(goodFile), config: "merge_method: linear\nmodels: []\n",
+			want: []string{"line 2", "models", "empty"}},
+		{name: "a model listed twice", files: bad(goodFile), config: linearConfig + "  - model: DIR/good\n    parameters:\n      weight: 0.5\n",
+			want: []string{"line 9", "DIR/good", "twice"}},
+		{name: "model folder missing", files: bad(goodFile), config: strings.Replace(linearConfig, "DIR/bad", "DIR/nope", 1),
+			want: []string{"DIR/nope", "no such file"}},
+		{name: "output folder exists", files: bad(goodFile),
+			setup: func(t *testing.T, out string) func(*testing.T) {
+				if err := os.MkdirAll(out, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(filepath.Join(out, "keep.txt"), []byte("mine"), 0o644)
+				return func(t *testing.T) {
+					if b, err := os.ReadFile(filepath.Join(out, "keep.txt")); string(b) != "mine" {
+						t.Errorf("OUT_DIR/keep.txt changed: %q, %v", b, err)
+					}
+					if ents, _ := os.ReadDir(out); len(ents) != 1 {
+						t.Errorf("OUT_DIR holds %d files, want only keep.txt", len(ents))
+					}
+				}
+			},
+			want: []string{"DIR/out exists", "--overwrite"}},
+		{name: "disk full", files: bad(goodFile),
+			setup: func(t *testing.T, out string) func(*testing.T) {
+				orig := createOutput
+				createOutput = func(name string) (io.WriteCloser, error) {
+					f, err := orig(name)
+					if err != nil {
+						return nil, err
+					}
+					return &fullDisk{f: f.(*os.File), left: 40}, nil
+				}
+				t.Cleanup(func() { createOutput = orig })
+				return nil
+			},
+			want: []string{"DIR/out/model.safetensors", "no space left on device"}},
+	}
+}
+
+// fullDisk is an output file on a disk with left bytes free: past them, writes fail
+// with ENOSPC as write(2) reports it.
+type fullDisk struct {
+	f    *os.File
+	left int
+}
+
+func (d *fullDisk) Write(p []byte) (int, error) {
+	if len(p) <= d.left {
+		d.left -= len(p)
+		return d.f.Write(p)
+	}
+	n, _ := d.f.Write(p[:d.left])
+	d.left = 0
+	return n, &os.PathError{Op: "write", Path: d.f.Name(), Err: syscall.ENOSPC}
+}
+
+func (d *fullDisk) Close() error { return d.f.Close() }
+
+func TestBadInput(t *testing.T) {
+	for _, row := range badRows() {
+		t.Run(row.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string][]byte{"good/model.safetensors": goodFile, "good2/model.safetensors": goodFile}
+			for name, b := range row.files {
+				files[name] = b
+			}
+			for name, b := range files {
+				p := filepath.Join(dir, filepath.FromSlash(name))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := row.config
+			if cfg == "" {
+				cfg = linearConfig
+			}
+			cfgPath := filepath.Join(dir, "config.yml")
+			if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(cfg, "DIR", dir)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "out")
+			var check func(*testing.T)
+			if row.setup != nil {
+				check = row.setup(t, out)
+			}
+			args := append(append([]string{"merge"}, row.args...), cfgPath, out)
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), args, &stdout, &stderr)
+			code := exitCode(err, &stderr)
+			msg := stderr.String()
+			t.Log(strings.ReplaceAll(msg, dir, "DIR"))
+			if code != 1 {
+				t.Errorf("exit %d, want 1; stderr:\n%s", code, msg)
+			}
+			if strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n") || !strings.HasPrefix(msg, "freelunch: ") {
+				t.Errorf("stderr is not one line starting \"freelunch: \":\n%s", msg)
+			}
+			for _, w := range row.want {
+				if w = strings.ReplaceAll(w, "DIR", dir); !strings.Contains(msg, w) {
+					t.Errorf("stderr does not mention %q:\n%s", w, msg)
+				}
+			}
+			if check != nil {
+				check(t)
+			} else if _, err := os.Lstat(out); !os.IsNotExist(err) {
+				t.Errorf("OUT_DIR exists after a failed merge (%v)", err)
+			}
+			checkNoTemp(t, dir)
+		})
+	}
+}
+
+// checkNoTemp reports any temporary output folder left in dir.
+func checkNoTemp(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "freelunch-tmp") {
+			t.Errorf("temporary %s left in %s", e.Name(), dir)
+		}
+	}
+}
