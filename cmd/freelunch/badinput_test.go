@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The bad-input matrix (issue 7): every malformed file, config or situation below makes
@@ -297,4 +301,120 @@ func checkNoTemp(t *testing.T, dir string) {
 			t.Errorf("temporary %s left in %s", e.Name(), dir)
 		}
 	}
+}
+
+// TestNonFiniteAllowed merges an input holding NaN and Inf with --allow-nonfinite: the
+// output is written and the values are counted on stderr.
+func TestNonFiniteAllowed(t *testing.T) {
+	dir := t.TempDir()
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for name, b := range map[string][]byte{
+		"good/model.safetensors": goodFile,
+		"bad/model.safetensors":  stFile(goodHeader, f32s(0.5, nan, 2, nan, inf, 1)),
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "config.yml")
+	os.WriteFile(cfgPath, []byte(strings.ReplaceAll(linearConfig, "DIR", dir)), 0o644)
+	out := filepath.Join(dir, "out")
+	_, stderr, err := runCLI(t, "merge", "--allow-nonfinite", cfgPath, out)
+	if err != nil {
+		t.Fatalf("merge --allow-nonfinite: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr, "3 NaN or Inf") {
+		t.Errorf("stderr does not count the 3 NaN or Inf inputs:\n%s", stderr)
+	}
+	got := readModel(t, out)
+	w, norm := got["model.layers.0.w"], got["model.norm.weight"]
+	if len(w) != 4 || len(norm) != 2 {
+		t.Fatalf("output tensors %v, %v", w, norm)
+	}
+	// linear with weights 0.5, 0.5 (normalized): the mean, NaN where an input is NaN.
+	if w[0] != 0.5 || !math.IsNaN(float64(w[1])) || w[2] != 2 || !math.IsInf(float64(norm[0]), 1) || norm[1] != 1 {
+		t.Errorf("merged w = %v, norm = %v; want [0.5 NaN 2 NaN], [+Inf 1]", w, norm)
+	}
+	checkNoTemp(t, dir)
+}
+
+// TestInterrupt sends SIGINT to the built binary in the middle of a merge: it exits 1
+// with one line on stderr, and leaves neither OUT_DIR nor a temporary folder.
+func TestInterrupt(t *testing.T) {
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		gotool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "freelunch")
+	if b, err := exec.Command(gotool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	// Two models of one 4M-element F32 tensor: at 64 elements a chunk on one thread the
+	// merge takes seconds, long enough to be interrupted in the middle.
+	const n = 4 << 20
+	header := fmt.Sprintf(`{"model.layers.0.w":{"dtype":"F32","shape":[%d],"data_offsets":[0,%d]}}`, n, 4*n)
+	for i, name := range []string{"good", "bad"} {
+		data := make([]byte, 4*n)
+		for j := 0; j < len(data); j += 4 {
+			binary.LittleEndian.PutUint32(data[j:], math.Float32bits(float32(i+j%7)))
+		}
+		p := filepath.Join(dir, name, "model.safetensors")
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, stFile(header, data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "config.yml")
+	os.WriteFile(cfgPath, []byte(strings.ReplaceAll(linearConfig, "DIR", dir)), 0o644)
+	out := filepath.Join(dir, "out")
+
+	cmd := exec.Command(bin, "merge", "--chunk-size", "64", "--threads", "1", cfgPath, out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Wait for the temporary folder: the merge is writing.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if tmp, _ := filepath.Glob(filepath.Join(dir, ".out.freelunch-tmp-*")); len(tmp) > 0 {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("merge ended (%v) before it could be interrupted; stderr:\n%s", err, stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no temporary output folder after 30s")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("merge still running 30s after SIGINT")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("interrupted merge: %v, want exit status 1", err)
+	}
+	msg := stderr.String()
+	if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "interrupted") || !strings.Contains(msg, out) {
+		t.Errorf("stderr is not one line saying the merge into %s was interrupted:\n%s", out, msg)
+	}
+	if _, err := os.Lstat(out); !os.IsNotExist(err) {
+		t.Errorf("OUT_DIR exists after an interrupted merge (%v)", err)
+	}
+	checkNoTemp(t, dir)
 }
