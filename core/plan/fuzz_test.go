@@ -107,36 +107,42 @@ func FuzzBuild(f *testing.F) {
 		if len(yaml) > 4096 || len(header) > 4096 || len(configJSON) > 1024 {
 			return
 		}
-		cfg, err := config.Parse(yaml)
-		if err != nil {
-			checkError(t, err)
-			return
-		}
-		fsys := fuzzFS(t, header, configJSON, int(dataLen))
-		var p *Plan
+		// Everything runs under a watchdog: the fuzzer itself reports no hangs.
 		done := make(chan struct{})
-		var alloc uint64
+		var stage string
 		go func() {
 			defer close(done)
-			alloc = allocated(func() { p, err = Build(cfg, fsys, Options{Seed: 1, ShardSize: 200}) })
+			stage = "Parse"
+			cfg, err := config.Parse(yaml)
+			if err != nil {
+				checkError(t, err)
+				return
+			}
+			fsys := fuzzFS(t, header, configJSON, int(dataLen))
+			stage = "Build"
+			var p *Plan
+			alloc := allocated(func() { p, err = Build(cfg, fsys, Options{Seed: 1, ShardSize: 200}) })
+			if limit := uint64(1<<20 + 256*(len(yaml)+len(header)+len(configJSON))); alloc > limit {
+				t.Errorf("Build allocated %d bytes, more than %d", alloc, limit)
+			}
+			if err != nil {
+				if p != nil {
+					t.Error("Build returned a plan and an error")
+				}
+				checkError(t, err)
+				return
+			}
+			defer p.Close()
+			stage = "checkPlan"
+			checkPlan(t, p)
 		}()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("Build hangs on\n%s", yaml)
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("%s hangs on\n%s\n%s", stage, yaml, buf)
 		}
-		if limit := uint64(1<<20 + 256*(len(yaml)+len(header)+len(configJSON))); alloc > limit {
-			t.Errorf("Build allocated %d bytes, more than %d", alloc, limit)
-		}
-		if err != nil {
-			if p != nil {
-				t.Fatal("Build returned a plan and an error")
-			}
-			checkError(t, err)
-			return
-		}
-		defer p.Close()
-		checkPlan(t, p)
 	})
 }
 
@@ -165,36 +171,43 @@ func checkPlan(t *testing.T, p *Plan) {
 	for si, s := range p.Shards {
 		for _, spec := range s.Specs {
 			if k >= len(p.Entries) {
-				t.Fatalf("shards hold more tensors than the %d entries", len(p.Entries))
+				t.Errorf("shards hold more tensors than the %d entries", len(p.Entries))
+				return
 			}
 			e := &p.Entries[k]
 			if e.Name != spec.Name || e.Shard != si || e.DType != spec.DType {
-				t.Fatalf("entry %d %s (%v) in shard %d, spec %s (%v) in shard %d", k, e.Name, e.DType, e.Shard, spec.Name, spec.DType, si)
+				t.Errorf("entry %d %s (%v) in shard %d, spec %s (%v) in shard %d", k, e.Name, e.DType, e.Shard, spec.Name, spec.DType, si)
+				return
 			}
 			k++
 		}
 	}
 	if k != len(p.Entries) {
-		t.Fatalf("%d specs for %d entries", k, len(p.Entries))
+		t.Errorf("%d specs for %d entries", k, len(p.Entries))
+		return
 	}
 	for _, e := range p.Entries {
 		if len(e.Inputs) == 0 {
-			t.Fatalf("entry %s has no inputs", e.Name)
+			t.Errorf("entry %s has no inputs", e.Name)
+			return
 		}
 		n := int64(1)
 		for _, d := range e.Shape {
 			n *= d
 		}
 		if n != e.N || e.N*int64(e.DType.Size()) != e.Bytes {
-			t.Fatalf("entry %s: shape %v, %d elements, %d bytes of %v", e.Name, e.Shape, e.N, e.Bytes, e.DType)
+			t.Errorf("entry %s: shape %v, %d elements, %d bytes of %v", e.Name, e.Shape, e.N, e.Bytes, e.DType)
+			return
 		}
 		for _, in := range e.Inputs {
 			if in.Tensor.NumElements() != e.N {
-				t.Fatalf("entry %s: input %s of %d elements, want %d", e.Name, in.Tensor.Name, in.Tensor.NumElements(), e.N)
+				t.Errorf("entry %s: input %s of %d elements, want %d", e.Name, in.Tensor.Name, in.Tensor.NumElements(), e.N)
+				return
 			}
 		}
 		if (e.Merge == nil) == e.DType.IsFloat() {
-			t.Fatalf("entry %s of %v: Merge %v", e.Name, e.DType, e.Merge)
+			t.Errorf("entry %s of %v: Merge %v", e.Name, e.DType, e.Merge)
+			return
 		}
 	}
 	if p.OutputBytes() <= 0 {
