@@ -89,6 +89,8 @@ type badRow struct {
 	config string            // DIR stands for the row's folder; "" means linearConfig
 	args   []string          // extra flags before CONFIG and OUT_DIR
 	method string            // a merge method the row needs that may not be registered yet
+	out    string            // OUT_DIR relative to DIR; "" means "out"
+	noCfg  bool              // write no config file
 	want   []string          // substrings of the one line on stderr
 	// setup runs before the merge (create OUT_DIR, swap hooks); it returns a check of
 	// OUT_DIR to run instead of "OUT_DIR does not exist".
@@ -199,6 +201,27 @@ parameters:
 				}
 			},
 			want: []string{"DIR/out exists", "--overwrite"}},
+		{name: "output folder is a file", files: bad(goodFile),
+			setup: func(t *testing.T, out string) func(*testing.T) {
+				os.WriteFile(out, []byte("mine"), 0o644)
+				return func(t *testing.T) {
+					if b, err := os.ReadFile(out); string(b) != "mine" {
+						t.Errorf("OUT_DIR changed: %q, %v", b, err)
+					}
+				}
+			},
+			want: []string{"DIR/out exists and is not a folder"}},
+		{name: "output folder is an input model", files: bad(goodFile), out: "good", args: []string{"--overwrite"},
+			setup: func(t *testing.T, out string) func(*testing.T) {
+				return func(t *testing.T) {
+					if b, err := os.ReadFile(filepath.Join(out, "model.safetensors")); !bytes.Equal(b, goodFile) {
+						t.Errorf("input model changed: %v", err)
+					}
+				}
+			},
+			want: []string{"output folder DIR/good holds the input model DIR/good"}},
+		{name: "config file missing", files: bad(goodFile), noCfg: true,
+			want: []string{"DIR/config.yml", "no such file"}},
 		{name: "disk full", files: bad(goodFile),
 			setup: func(t *testing.T, out string) func(*testing.T) {
 				orig := createOutput
@@ -263,7 +286,13 @@ func TestBadInput(t *testing.T) {
 			if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(cfg, "DIR", dir)), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			if row.noCfg {
+				os.Remove(cfgPath)
+			}
 			out := filepath.Join(dir, "out")
+			if row.out != "" {
+				out = filepath.Join(dir, row.out)
+			}
 			var check func(*testing.T)
 			if row.setup != nil {
 				check = row.setup(t, out)

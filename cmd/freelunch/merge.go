@@ -88,6 +88,9 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer p.Close()
+	if err := checkNotInput(outDir, p); err != nil {
+		return err
+	}
 	if *dryRun {
 		fmt.Fprint(stdout, p.Summary(3))
 		return nil
@@ -225,6 +228,30 @@ func checkOutDir(dir string, overwrite bool) error {
 	}
 	if len(ents) > 0 && !overwrite {
 		return fmt.Errorf("output folder %s exists and is not empty; use --overwrite to replace it", dir)
+	}
+	return nil
+}
+
+// checkNotInput reports an error if the output folder is, or holds, a model the merge
+// reads: --overwrite would delete it.
+func checkNotInput(dir string, p *plan.Plan) error {
+	out, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for _, m := range p.Models {
+		for _, in := range []string{m.Dir, m.Path} {
+			if in == "" {
+				continue
+			}
+			abs, err := filepath.Abs(in)
+			if err != nil {
+				return err
+			}
+			if rel, err := filepath.Rel(out, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				return fmt.Errorf("output folder %s holds the input model %s; choose another OUT_DIR", dir, m.Path)
+			}
+		}
 	}
 	return nil
 }

@@ -15,7 +15,9 @@ import (
 	"freelunch/core/safetensors"
 )
 
-// ErrPlan is wrapped by every planning error (errors.Is(err, ErrPlan)).
+// ErrPlan is wrapped by every planning error (errors.Is(err, ErrPlan)) except those of
+// opening a model's files, which wrap the safetensors errors (ErrNotFound, ErrFormat,
+// ErrHeaderTooLarge) and name the model.
 var ErrPlan = errors.New("plan: invalid merge")
 
 // DefaultShardSize is the default --out-shard-size: 5B bytes (5,000,000,000).
