@@ -151,6 +151,10 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 		}
 		m, err := safetensors.OpenModel(fsys, path)
 		if err != nil {
+			if strings.Contains(err.Error(), path) {
+				// The error names the file, under path: saying path again is noise.
+				return nil, err
+			}
 			return nil, fmt.Errorf("model %s: %w", path, err)
 		}
 		opened[path] = m
