@@ -375,8 +375,8 @@ func TestNonFiniteAllowed(t *testing.T) {
 	checkNoTemp(t, dir)
 }
 
-// TestInterrupt sends SIGINT to the built binary in the middle of a merge: it exits 1
-// with one line on stderr, and leaves neither OUT_DIR nor a temporary folder.
+// TestInterrupt sends SIGINT (and SIGTERM, SIGHUP) to the built binary in the middle of a
+// merge: it exits 1 with one line on stderr, and leaves neither OUT_DIR nor a temporary folder.
 func TestInterrupt(t *testing.T) {
 	gotool, err := exec.LookPath("go")
 	if err != nil {
@@ -404,52 +404,55 @@ func TestInterrupt(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	os.WriteFile(cfgPath, []byte(strings.ReplaceAll(linearConfig, "DIR", dir)), 0o644)
-	out := filepath.Join(dir, "out")
-
-	cmd := exec.Command(bin, "merge", "--chunk-size", "16", "--threads", "1", cfgPath, out)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	for name, sig := range map[string]os.Signal{"INT": os.Interrupt, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(dir, "out-"+name)
+			cmd := exec.Command(bin, "merge", "--chunk-size", "16", "--threads", "1", cfgPath, out)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			// Wait for the temporary folder: the merge is writing.
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				if tmp, _ := filepath.Glob(filepath.Join(dir, ".out-"+name+".freelunch-tmp-*")); len(tmp) > 0 {
+					break
+				}
+				select {
+				case err := <-exited:
+					t.Fatalf("merge ended (%v) before it could be interrupted; stderr:\n%s", err, stderr.String())
+				case <-time.After(5 * time.Millisecond):
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatal("no temporary output folder after 30s")
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err = <-exited:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatal("merge still running 30s after SIGINT")
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Errorf("interrupted merge: %v, want exit status 1", err)
+			}
+			msg := stderr.String()
+			if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "interrupted") || !strings.Contains(msg, out) {
+				t.Errorf("stderr is not one line saying the merge into %s was interrupted:\n%s", out, msg)
+			}
+			if _, err := os.Lstat(out); !os.IsNotExist(err) {
+				t.Errorf("OUT_DIR exists after an interrupted merge (%v)", err)
+			}
+			checkNoTemp(t, dir)
+		})
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	// Wait for the temporary folder: the merge is writing.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if tmp, _ := filepath.Glob(filepath.Join(dir, ".out.freelunch-tmp-*")); len(tmp) > 0 {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("merge ended (%v) before it could be interrupted; stderr:\n%s", err, stderr.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("no temporary output folder after 30s")
-		}
-	}
-	time.Sleep(100 * time.Millisecond)
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err = <-exited:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("merge still running 30s after SIGINT")
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("interrupted merge: %v, want exit status 1", err)
-	}
-	msg := stderr.String()
-	if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "interrupted") || !strings.Contains(msg, out) {
-		t.Errorf("stderr is not one line saying the merge into %s was interrupted:\n%s", out, msg)
-	}
-	if _, err := os.Lstat(out); !os.IsNotExist(err) {
-		t.Errorf("OUT_DIR exists after an interrupted merge (%v)", err)
-	}
-	checkNoTemp(t, dir)
 }
