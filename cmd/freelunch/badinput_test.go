@@ -146,6 +146,12 @@ func badRows() []badRow {
 			"bad/model-00001-of-00002.safetensors": stFile(wShard, goodData[:16]),
 			"bad/model-00002-of-00002.safetensors": stFile(normShard, goodData[16:]),
 		}, want: []string{"model-00001-of-00002.safetensors", `"model.norm.weight"`, "model.safetensors.index.json"}},
+		{name: "index names a shard with a newline", files: map[string][]byte{
+			"bad/model.safetensors.index.json": []byte(`{"weight_map":{"model.layers.0.w":"model\n.safetensors","model.norm.weight":"model\n.safetensors"}}`),
+			"bad/model\n.safetensors":          goodFile,
+		}, want: []string{"bad/model.safetensors.index.json", `"model.layers.0.w"`, `shard "model\n.safetensors" is not a plain file name`}},
+		{name: "model path with an escape", files: bad(goodFile), config: strings.Replace(linearConfig, "DIR/bad", "\"DIR/bad\\e[2J\"", 1),
+			want: []string{"line 6", "models[1].model", `bad\x1b[2J"`, "control characters"}},
 		{name: "a model lacks a tensor", files: bad(stFile(wShard, goodData[:16])),
 			want: []string{"DIR/bad has no tensor", `"model.norm.weight"`, "DIR/good"}},
 		{name: "shapes differ between models", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},`+
