@@ -165,6 +165,9 @@ func checkError(t *testing.T, err error) {
 // checkPlan checks the promises of an accepted plan.
 func checkPlan(t *testing.T, p *Plan) {
 	t.Helper()
+	if p.Layers < 0 {
+		t.Errorf("Layers = %d", p.Layers)
+	}
 	if len(p.Entries) == 0 && len(p.Base.Tensors()) > 0 {
 		t.Errorf("plan of no tensors from a base of %d", len(p.Base.Tensors()))
 	}

@@ -505,13 +505,14 @@ func resolve(prm merge.Param, name string, layer, layers int, sets ...config.Par
 }
 
 // layerCount reads the layer count from config.json (num_hidden_layers, n_layer, ...) or
-// else returns the largest layer index of the model's tensors + 1.
+// else returns the largest layer index of the model's tensors + 1. A count above
+// maxLayers is ignored: converting 1e300 to int gives a meaningless (negative) count.
 func layerCount(cfgJSON []byte, m *safetensors.Model) int {
 	if cfgJSON != nil {
 		var c map[string]any
 		if json.Unmarshal(cfgJSON, &c) == nil {
 			for _, k := range LayerKeys {
-				if f, ok := c[k].(float64); ok && f >= 1 && f == math.Trunc(f) {
+				if f, ok := c[k].(float64); ok && f >= 1 && f <= maxLayers && f == math.Trunc(f) {
 					return int(f)
 				}
 			}
@@ -525,6 +526,10 @@ func layerCount(cfgJSON []byte, m *safetensors.Model) int {
 	}
 	return n
 }
+
+// maxLayers bounds a layer count read from config.json; no model comes near it (the
+// config's layer_range has the same bound).
+const maxLayers = 1 << 20
 
 // LayerKeys are the config.json keys that hold a model's layer count, in order of preference.
 var LayerKeys = []string{"num_hidden_layers", "n_layer", "num_layers", "n_layers"}
