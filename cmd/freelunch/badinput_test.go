@@ -152,6 +152,14 @@ func badRows() []badRow {
 		}, want: []string{"bad/model.safetensors.index.json", `"model.layers.0.w"`, `shard "model\n.safetensors" is not a plain file name`}},
 		{name: "model path with an escape", files: bad(goodFile), config: strings.Replace(linearConfig, "DIR/bad", "\"DIR/bad\\e[2J\"", 1),
 			want: []string{"line 6", "models[1].model", `bad\x1b[2J"`, "control characters"}},
+		{name: "a model without tensors", files: bad(stFile("{}", nil)), config: strings.Replace(linearConfig, "DIR/good", "DIR/bad2", 1),
+			setup: func(t *testing.T, out string) func(*testing.T) {
+				p := filepath.Join(filepath.Dir(out), "bad2", "model.safetensors")
+				os.MkdirAll(filepath.Dir(p), 0o755)
+				os.WriteFile(p, stFile(`{"__metadata__":{"format":"pt"}}`, nil), 0o644)
+				return nil
+			},
+			want: []string{"model DIR/bad2 holds no tensors", "nothing to merge"}},
 		{name: "a model lacks a tensor", files: bad(stFile(wShard, goodData[:16])),
 			want: []string{"DIR/bad has no tensor", `"model.norm.weight"`, "DIR/good"}},
 		{name: "shapes differ between models", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},`+

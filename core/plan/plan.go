@@ -294,6 +294,12 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 		}
 	}
 
+	if len(p.Entries) == 0 {
+		if len(p.Base.Tensors()) == 0 {
+			return nil, errorf("model %s holds no tensors; there is nothing to merge", refPath)
+		}
+		return nil, errorf("the slices select no tensors of %s; there is nothing to merge", refPath)
+	}
 	specs := make([]safetensors.TensorSpec, len(p.Entries))
 	seen := make(map[string]bool, len(p.Entries))
 	for i, e := range p.Entries {
