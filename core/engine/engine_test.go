@@ -100,6 +100,9 @@ func TestChunkThreadInvariance(t *testing.T) {
 		{"ties", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
 		{"dare_ties", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.3)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
 		{"dare_linear", config.Params{"rescale_norm": scalar("l1")}, []config.Params{{"weight": scalar(1.0), "density": scalar(0.3)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"breadcrumbs_ties", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4), "gamma": scalar(0.05)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"della", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6), "epsilon": scalar(0.3)}}},
+		{"della_linear", config.Params{"rescale_norm": scalar("l1")}, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
 	}
 	threads := []int{1, 4}
 	chunks := []int{1, 7, 1000, DefaultChunkSize}

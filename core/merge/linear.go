@@ -39,7 +39,7 @@ func (k *linearKernel) Merge(dst []float32, _ int64, in [][]float32) {
 	for i := range dst {
 		var sum float64
 		for j, x := range in {
-			sum += k.w[j] * float64(x[i])
+			sum += float64(k.w[j] * float64(x[i])) // no fused multiply-add anywhere
 		}
 		dst[i] = float32(sum / k.div)
 	}

@@ -5,6 +5,7 @@ package merge
 func init() {
 	for _, m := range []Method{
 		linear{}, taskArithmetic, ties, dareLinear, dareTies,
+		breadcrumbs, breadcrumbsTies, della, dellaLinear,
 	} {
 		Register(m)
 	}

@@ -494,6 +494,10 @@ func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Par
 		mt.Models = append(mt.Models, s.index)
 	}
 	if err := method.Check(mt); err != nil {
+		var ie *merge.InputError
+		if errors.As(err, &ie) && ie.Input >= 0 && ie.Input < len(g.inputs) {
+			return e, fmt.Errorf("%w: model %s, tensor %q: %w", ErrPlan, g.inputs[ie.Input].path, outName, ie.Err)
+		}
 		return e, fmt.Errorf("%w: tensor %q: %w", ErrPlan, outName, err)
 	}
 	e.Merge = mt
