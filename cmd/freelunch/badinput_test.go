@@ -178,7 +178,7 @@ func badRows() []badRow {
 		{name: "weight infinite", files: bad(goodFile), config: strings.Replace(linearConfig, "weight: 0.5\n", "weight: -.inf\n", 1),
 			want: []string{"line 5", "models[0].parameters.weight", "-Inf", "not a finite number"}},
 		{name: "epsilon out of range", files: bad(goodFile), config: tiesConfig("della", "epsilon: 2"), method: "della",
-			want: []string{"line 11", "models[1].parameters.epsilon", "2"}},
+			want: []string{"line 11", "models[1].parameters.epsilon", "value 2", "[0, 1]"}},
 		{name: "t out of range", files: bad(goodFile), method: "slerp", config: `merge_method: slerp
 base_model: DIR/good
 models:
