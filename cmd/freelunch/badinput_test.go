@@ -67,7 +67,8 @@ models:
       weight: 0.5
 `
 
-// tiesConfig merges good2 and bad onto the base good with the given density for bad.
+// tiesConfig merges good2 and bad onto the base good with method; param is one more
+// parameter line for bad (line 11).
 func tiesConfig(method, param string) string {
 	return fmt.Sprintf(`merge_method: %s
 base_model: DIR/good
