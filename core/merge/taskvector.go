@@ -308,6 +308,25 @@ func (k *tvKernel) dense(w []float64, j int, x, b []float32) {
 	}
 }
 
+// dare is mask and sparsify fused for DARE, without branches on the random draws: a
+// dropped element's value is masked to +0 bit by bit.
+func (k *tvKernel) dare(w []float64, j int, off int64, x, b []float32) {
+	x, b = x[:len(w)], b[:len(w)]
+	st, rho, f := k.stream[j], k.rho[j], k.w[j]
+	div, mul := 1.0, k.scale[j]
+	if k.inverse {
+		div = rho
+	}
+	for i := range w {
+		var keep uint64
+		if st.Keep(off+int64(i), rho) {
+			keep = 1
+		}
+		v := float64(float64(float64((float64(x[i])-float64(b[i]))/div)*mul) * f)
+		w[i] = math.Float64frombits(math.Float64bits(v) & -keep)
+	}
+}
+
 // sparsify turns model j's mask (from mask) into its weighted sparse delta
 // w_j·sparse(d_j). Explicit float64 conversions round every product, so no platform fuses
 // a multiply-add and outputs stay byte-identical everywhere.
@@ -346,6 +365,10 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 				k.dense(W[j][:len(b)], j, x[lo:hi], b)
 				continue
 			}
+			if k.m.sparsify == dareDrop && k.rho[j] > 0 {
+				k.dare(W[j][:len(b)], j, off+int64(lo), x[lo:hi], b)
+				continue
+			}
 			k.mask(W[j][:len(b)], j, off+int64(lo), x[lo:hi], b, p)
 			k.sparsify(W[j][:len(b)], j, x[lo:hi], b)
 		}
@@ -362,7 +385,10 @@ func (k *tvKernel) combine(dst, b []float32, W [][block]float64) {
 			for j := range W {
 				sum += W[j][i]
 			}
-			dst[i] = float32(float64(b[i]) + float64(k.lambda*(sum/k.div)))
+			if k.div != 1 {
+				sum /= k.div
+			}
+			dst[i] = float32(float64(b[i]) + float64(k.lambda*sum))
 		}
 		return
 	}
@@ -371,19 +397,26 @@ func (k *tvKernel) combine(dst, b []float32, W [][block]float64) {
 		for j := range W {
 			tot += W[j][i]
 		}
-		pos := tot >= 0
+		// Model j counts where sign(W_j) is the elected sign: W_j·s > 0 with s = ±1
+		// (zeros never count). Branch-free: the signs are random, so branches mispredict.
+		// s takes tot's sign bit; tot = -0 only when every W_j is zero, where nothing counts.
+		s := math.Float64frombits(0x3ff0000000000000 | math.Float64bits(tot)&(1<<63))
 		var sum, ws float64
 		for j := range W {
-			if v := W[j][i]; v != 0 && (v > 0) == pos {
-				sum += v
-				ws += k.w[j]
+			v := W[j][i]
+			var agree uint64
+			if v*s > 0 {
+				agree = 1
+			}
+			sum += math.Float64frombits(math.Float64bits(v) & -agree)
+			if k.normalize {
+				ws += math.Float64frombits(math.Float64bits(k.w[j]) & -agree)
 			}
 		}
-		div := 1.0
 		if k.normalize && ws != 0 {
-			div = ws
+			sum /= ws
 		}
-		dst[i] = float32(float64(b[i]) + float64(k.lambda*(sum/div)))
+		dst[i] = float32(float64(b[i]) + float64(k.lambda*sum))
 	}
 }
 
