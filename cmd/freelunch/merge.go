@@ -40,6 +40,7 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quiet := fs.Bool("quiet", false, "print nothing but errors")
 	verbose := fs.Bool("v", false, "print warnings and the files written")
 	allowNonFinite := fs.Bool("allow-nonfinite", false, "merge inputs that hold NaN or Inf")
+	checkDeltasFlag := fs.Bool("check-deltas", false, "analyze the deltas first; warn when a DARE density is unsafe for a model")
 	ignored := map[string]*bool{}
 	for _, name := range ignoredFlags {
 		ignored[name] = fs.Bool(name, false, "accepted for mergekit compatibility; no effect")
@@ -93,6 +94,11 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer p.Close()
 	if err := checkNotInput(outDir, p); err != nil {
 		return err
+	}
+	if *checkDeltasFlag {
+		if err := checkDeltas(ctx, p, *chunk, stderr, *quiet); err != nil {
+			return err
+		}
 	}
 	if *dryRun {
 		fmt.Fprint(stdout, p.Summary(3))

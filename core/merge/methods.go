@@ -6,6 +6,7 @@ func init() {
 	for _, m := range []Method{
 		linear{}, taskArithmetic, ties, dareLinear, dareTies,
 		breadcrumbs, breadcrumbsTies, della, dellaLinear,
+		slerp{}, nuslerp{}, modelStock{}, passthrough{},
 	} {
 		Register(m)
 	}

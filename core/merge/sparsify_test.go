@@ -13,7 +13,7 @@ import (
 // Breadcrumbs by hand: n = 10, density 0.5, gamma 0.1 → target 5, n_top 1, n_bot 4: drop
 // the 4 smallest |δ| and the largest. |δ| = [3,1,4,1,5,9,2,6,5,3]: ascending with ties by
 // index: 1(1) 1(3) 2(6) 3(0) | 3(9) 4(2) 5(4) 5(8) 6(7) | 9(5).
-func TestBreadcrumbsGolden(t *testing.T) {
+func TestBreadcrumbsWindow(t *testing.T) {
 	delta := []float32{3, -1, 4, 1, -5, 9, 2, -6, 5, 3}
 	base := make([]float32, 10)
 	x := slices.Clone(delta)

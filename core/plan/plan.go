@@ -364,6 +364,10 @@ func newGroup(cfg *config.Config, method merge.Method, entries []config.ModelEnt
 		return nil, errorf("%smerge_method %s needs at least %d models besides the base, the config has %d",
 			where, method.Name(), rule.MinModels, len(others))
 	}
+	if rule.MaxModels > 0 && len(others) > rule.MaxModels && rule.BaseIsInput && base != nil {
+		return nil, errorf("%smerge_method %s takes at most %d model(s), base_model %s included; the config has %d",
+			where, method.Name(), rule.MaxModels, cfg.BaseModel, len(others))
+	}
 	if rule.MaxModels > 0 && len(others) > rule.MaxModels {
 		return nil, errorf("%smerge_method %s takes at most %d models besides the base, the config has %d",
 			where, method.Name(), rule.MaxModels, len(others))

@@ -71,6 +71,14 @@ func Merge(in Inputs) ([]float64, error) {
 		return linear(in), nil
 	case "task_arithmetic", "ties", "dare_linear", "dare_ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear":
 		return taskVectors(in), nil
+	case "slerp":
+		return slerp(in), nil
+	case "nuslerp":
+		return nuslerp(in), nil
+	case "model_stock":
+		return modelStock(in), nil
+	case "passthrough":
+		return passthrough(in), nil
 	}
 	return nil, fmt.Errorf("reference: method %s not implemented", in.Method)
 }
