@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,6 +54,9 @@ func TestCheckDeltas(t *testing.T) {
 		{"dare_linear", "0.1", "0.1", "  rescale: false\n", []string{"--check-deltas"}, nil, "check-deltas: 2 models"},
 		{"ties", "0.1", "0.1", "", []string{"--check-deltas"}, nil, "ties drops no deltas at random"},
 		{"dare_linear", "0.1", "0.1", "", nil, nil, ""},
+		// DELLA's per-element probabilities lie within density ± epsilon; density stands for them.
+		{"della_linear", "0.12", "0.12", "  epsilon: 0.1\n", []string{"--check-deltas"}, []string{"large"}, ""},
+		{"della", "0.2", "0.9", "  epsilon: 0.1\n", []string{"--check-deltas"}, nil, "check-deltas: 2 models"},
 	} {
 		cfg := fmt.Sprintf("merge_method: %s\nbase_model: %s\nmodels:\n"+
 			"  - model: %s\n    parameters: {weight: 0.5, density: %s}\n"+
@@ -80,7 +84,9 @@ func TestCheckDeltas(t *testing.T) {
 				t.Errorf("%s: no warning for %s:\n%s", tc.method, m, stderr)
 				continue
 			}
-			if want := fmt.Sprintf("by %.3g of the base's norm", largeNoise); !strings.Contains(stderr[at:], want) {
+			rho, _ := strconv.ParseFloat(tc.largeDensity, 64)
+			noise := analyze.NoiseFactor(rho, true) * rep.Models[1].Overall.RelNorm()
+			if want := fmt.Sprintf("by %.3g of the base's norm", noise); !strings.Contains(stderr[at:], want) {
 				t.Errorf("%s: warning for %s lacks %q:\n%s", tc.method, m, want, stderr)
 			}
 			if merged := strings.Index(stderr, "merged "); merged >= 0 && merged < at {

@@ -229,7 +229,9 @@ func checkULPs(t *testing.T, name string, got []float32, want []float64, d dtype
 // TestPassthroughSlices stacks layers [0, 2) of one model on layers [1, 3) of another
 // (issue 4): 4 output layers renumbered from 0, num_hidden_layers 4 in config.json, the
 // embeddings from the first slice's model, the final norm and lm_head from the last, and
-// every tensor's bytes equal to its source's.
+// every tensor's bytes equal to its source's. Slice parameters apply per slice: a scale
+// gradient [1, 0.5] ramps over the first slice's two layers (the embeddings, outside
+// layers, take its start), a filter halves o_proj in the second.
 func TestPassthroughSlices(t *testing.T) {
 	spec := testmodel.Small
 	spec.Layers = 3
@@ -247,6 +249,8 @@ slices:
   - sources:
       - model: A
         layer_range: [0, 2]
+    parameters:
+      scale: [1, 0.5]
   - sources:
       - model: B
         layer_range: [1, 3]
@@ -311,7 +315,8 @@ dtype: bfloat16
 		for out, f := range layerOf {
 			if strings.HasPrefix(ten.Name, "model.layers.0.") {
 				suffix := strings.TrimPrefix(ten.Name, "model.layers.0.")
-				want["model.layers."+strconv.Itoa(out)+"."+suffix] = from{f.model, "model.layers." + f.name + "." + suffix, f.model == "b" && strings.Contains(suffix, "o_proj")}
+				half := (f.model == "b" && strings.Contains(suffix, "o_proj")) || out == 1
+				want["model.layers."+strconv.Itoa(out)+"."+suffix] = from{f.model, "model.layers." + f.name + "." + suffix, half}
 			}
 		}
 	}

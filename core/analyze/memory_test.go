@@ -40,9 +40,9 @@ func bigFamily(t testing.TB, n int) safetensors.MemFS {
 }
 
 // TestBoundedMemory checks that Run allocates in proportion to the chunk size, not to the
-// tensor: 2M-element tensors analysed in chunks of 4096 elements.
+// tensor: 1M-element tensors analysed in chunks of 4096 elements.
 func TestBoundedMemory(t *testing.T) {
-	const n = 1 << 21 // 8 MiB per model
+	const n = 1 << 20 // 4 MiB per model
 	ms := open(t, bigFamily(t, n), "b.safetensors", "m1.safetensors", "m2.safetensors")
 	var r *Report
 	got := allocated(func() {

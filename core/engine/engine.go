@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -410,6 +411,9 @@ func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte
 	}
 	w.r.read.Add(int64(len(raw)))
 	dtype.Decode(dst, raw, in.Tensor.DType)
+	if !mayBeNonFinite(raw, in.Tensor.DType) {
+		return nil
+	}
 	if bad, first := countNonFinite(dst); bad > 0 {
 		if !w.r.opts.AllowNonFinite {
 			return fmt.Errorf("%w: model %s: tensor %q has %d NaN or Inf values among elements [%d, %d), the first at element %d; merge anyway with --allow-nonfinite",
@@ -418,6 +422,33 @@ func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte
 		w.r.nonFinite.Add(int64(bad))
 	}
 	return nil
+}
+
+// mayBeNonFinite reports whether raw, little-endian values of d, may hold a NaN or ±Inf:
+// false is exact, true means countNonFinite must look. It tests 64 bits at a time for a
+// value whose exponent bits are all ones (a lane of x = (w & m) ^ m is zero), with the
+// classic has-a-zero-lane trick, exact here because no lane of x has its top bit set.
+// F64 is always checked after decoding, where a huge F64 becomes a float32 Inf.
+func mayBeNonFinite(raw []byte, d dtype.DType) bool {
+	var m, one, top uint64
+	switch d {
+	case dtype.BF16:
+		m, one, top = 0x7f807f807f807f80, 0x0001000100010001, 0x8000800080008000
+	case dtype.F16:
+		m, one, top = 0x7c007c007c007c00, 0x0001000100010001, 0x8000800080008000
+	case dtype.F32:
+		m, one, top = 0x7f8000007f800000, 0x0000000100000001, 0x8000000080000000
+	default:
+		return true
+	}
+	i := 0
+	for ; i+8 <= len(raw); i += 8 {
+		x := binary.LittleEndian.Uint64(raw[i:])&m ^ m
+		if (x-one)&^x&top != 0 {
+			return true
+		}
+	}
+	return i < len(raw) // a tail of 2, 4 or 6 bytes: let countNonFinite look
 }
 
 // countNonFinite returns how many elements of x are NaN or ±Inf and the index of the first.

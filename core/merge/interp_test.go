@@ -7,7 +7,7 @@ import (
 
 // tensor returns the Tensor of method name for inputs of shape, with per-input args and
 // global parameters over the method's defaults.
-func shapedTensor(t *testing.T, name string, shape []int64, hasBase bool, args []Params, global Params) (Method, *Tensor) {
+func shapedTensor(t testing.TB, name string, shape []int64, hasBase bool, args []Params, global Params) (Method, *Tensor) {
 	t.Helper()
 	m, ok := Lookup(name)
 	if !ok {

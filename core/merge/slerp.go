@@ -1,6 +1,9 @@
 package merge
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // slerp is spherical linear interpolation between the base and one other model
 // (design.md §5). It needs whole-tensor statistics: a first pass accumulates the dot
@@ -27,7 +30,14 @@ func (slerp) Params() []Param {
 
 func (slerp) Inputs() InputRule { return InputRule{Base: Required, MinModels: 1, MaxModels: 1} }
 
-func (slerp) Check(*Tensor) error { return nil }
+// Check requires a value of t for the tensor: a filter list with no match and no
+// catch-all leaves it unset, which must not silently mean t = 0.
+func (slerp) Check(t *Tensor) error {
+	if _, ok := t.Global["t"].(float64); !ok {
+		return fmt.Errorf("parameter t has no value for this tensor: no filter matches it; add a last entry without a filter")
+	}
+	return nil
+}
 
 func (slerp) New(t *Tensor) Kernel { return &slerpKernel{t: t.Global.Float("t")} }
 

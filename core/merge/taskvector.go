@@ -294,6 +294,20 @@ func (k *tvKernel) mask(w []float64, j int, off int64, x, b []float32, probs []f
 	}
 }
 
+// keepsAll reports whether model j keeps its whole delta unscaled.
+func (k *tvKernel) keepsAll(j int) bool {
+	return k.m.sparsify == noSparsify || (k.rho[j] >= 1 && k.m.sparsify != outliers)
+}
+
+// dense writes model j's weighted delta w_j·d_j (the fast path of mask and sparsify).
+func (k *tvKernel) dense(w []float64, j int, x, b []float32) {
+	x, b = x[:len(w)], b[:len(w)]
+	f := k.w[j]
+	for i := range w {
+		w[i] = float64((float64(x[i]) - float64(b[i])) * f)
+	}
+}
+
 // sparsify turns model j's mask (from mask) into its weighted sparse delta
 // w_j·sparse(d_j). Explicit float64 conversions round every product, so no platform fuses
 // a multiply-add and outputs stay byte-identical everywhere.
@@ -327,6 +341,10 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 			var p []float64
 			if s != nil {
 				p = k.probs(s, j, off, x, base, lo, hi)
+			}
+			if k.keepsAll(j) {
+				k.dense(W[j][:len(b)], j, x[lo:hi], b)
+				continue
 			}
 			k.mask(W[j][:len(b)], j, off+int64(lo), x[lo:hi], b, p)
 			k.sparsify(W[j][:len(b)], j, x[lo:hi], b)

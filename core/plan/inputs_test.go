@@ -31,6 +31,7 @@ func TestMethodInputs(t *testing.T) {
 		{"slerp three models", "merge_method: slerp\nbase_model: B\nparameters: {t: 0.5}\nmodels:\n  - model: A\n  - model: C\n", "", false},
 		{"slerp no base", "merge_method: slerp\nparameters: {t: 0.5}\nmodels:\n  - model: A\n  - model: B\n", "", false},
 		{"slerp no t", "merge_method: slerp\nbase_model: B\nmodels:\n  - model: A\n", "", false},
+		{"slerp t for some tensors only", "merge_method: slerp\nbase_model: B\nparameters:\n  t:\n    - filter: mlp\n      value: 0.5\nmodels:\n  - model: A\n", "", false},
 		{"slerp t out of range", "merge_method: slerp\nbase_model: B\nparameters: {t: 1.5}\nmodels:\n  - model: A\n", "", false},
 		{"nuslerp no base", "merge_method: nuslerp\nmodels:\n  - model: A\n    parameters: {weight: 1}\n  - model: C\n    parameters: {weight: 1}\n", "a c", false},
 		{"nuslerp distinct base", "merge_method: nuslerp\nbase_model: B\nmodels:\n  - model: A\n    parameters: {weight: 1}\n  - model: C\n    parameters: {weight: 1}\n", "b a c", true},
@@ -77,5 +78,38 @@ func TestMethodInputs(t *testing.T) {
 				t.Errorf("inputs %q (HasBase %v), want %q (HasBase %v)", g, e.Merge.HasBase, c.inputs, c.hasBase)
 			}
 		})
+	}
+}
+
+// TestSelfStack stacks layers of one model twice (the usual frankenmerge): layers [0, 2)
+// then [1, 2) of the same model give 3 output layers, the third a copy of layer 1.
+func TestSelfStack(t *testing.T) {
+	dir := writeModels(t, testmodel.Small, "a")
+	a := filepath.Join(dir, "a")
+	yaml := "merge_method: passthrough\nslices:\n  - sources:\n      - model: A\n        layer_range: [0, 2]\n  - sources:\n      - model: A\n        layer_range: [1, 2]\n"
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(yaml, "A", a)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Build(cfg, safetensors.OSFS{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.OutLayers != 3 {
+		t.Errorf("OutLayers = %d, want 3", p.OutLayers)
+	}
+	from := map[string]string{}
+	for _, e := range p.Entries {
+		from[e.Name] = e.Inputs[0].Tensor.Name
+	}
+	for out, src := range map[string]string{
+		"model.layers.0.mlp.up_proj.weight": "model.layers.0.mlp.up_proj.weight",
+		"model.layers.1.mlp.up_proj.weight": "model.layers.1.mlp.up_proj.weight",
+		"model.layers.2.mlp.up_proj.weight": "model.layers.1.mlp.up_proj.weight",
+	} {
+		if from[out] != src {
+			t.Errorf("output %s comes from %q, want %q", out, from[out], src)
+		}
 	}
 }
