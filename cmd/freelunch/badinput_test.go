@@ -161,6 +161,9 @@ func badRows() []badRow {
 				return nil
 			},
 			want: []string{"model DIR/bad2 holds no tensors", "nothing to merge"}},
+		{name: "the base's config.json is not JSON", files: map[string][]byte{
+			"bad/model.safetensors": goodFile, "good/config.json": []byte(`{"num_hidden_layers": 1, oops}`)},
+			want: []string{"config.json of DIR/good", "invalid character 'o'"}},
 		{name: "a model lacks a tensor", files: bad(stFile(wShard, goodData[:16])),
 			want: []string{"DIR/bad has no tensor", `"model.norm.weight"`, "DIR/good"}},
 		{name: "shapes differ between models", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},`+

@@ -57,6 +57,9 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError("merge takes CONFIG.yml and OUT_DIR, got %d arguments", len(pos))
 	}
 	cfgPath, outDir := pos[0], pos[1]
+	if cfgPath == "" || outDir == "" {
+		return usageError("merge takes CONFIG.yml and OUT_DIR, got an empty argument")
+	}
 	if *chunk < 1 {
 		return usageError("--chunk-size must be at least 1, got %d", *chunk)
 	}

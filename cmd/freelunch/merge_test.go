@@ -260,7 +260,7 @@ models:
 }
 
 func TestMergeUsage(t *testing.T) {
-	for _, args := range [][]string{{"merge"}, {"merge", "a.yml"}, {"merge", "--chunk-size", "0", "a", "b"}, {"merge", "--out-shard-size", "x", "a", "b"}} {
+	for _, args := range [][]string{{"merge"}, {"merge", "a.yml"}, {"merge", "--chunk-size", "0", "a", "b"}, {"merge", "--out-shard-size", "x", "a", "b"}, {"merge", "a.yml", ""}, {"merge", "", "out"}} {
 		_, _, err := runCLI(t, args...)
 		var o bytes.Buffer
 		if code := exitCode(err, &o); code != 2 {

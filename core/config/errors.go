@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // An Error reports an invalid config: where (line and key path) and what is wrong. It wraps
@@ -22,11 +24,25 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, "line %d: ", e.Line)
 	}
 	if e.Key != "" {
-		b.WriteString(e.Key)
+		writePrintable(&b, e.Key)
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Msg)
+	writePrintable(&b, e.Msg)
 	return b.String()
+}
+
+// writePrintable writes s with each control character escaped as in a Go string literal
+// (\n, \x00, \x1b): a message quotes text from the file (a YAML tag, a scalar) and must
+// stay one line that cannot drive the terminal.
+func writePrintable(b *strings.Builder, s string) {
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
 }
 
 // Unwrap returns [ErrConfig].

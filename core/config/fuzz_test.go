@@ -41,6 +41,9 @@ func FuzzParse(f *testing.F) {
 			if c != nil {
 				t.Fatalf("Parse returned a config and an error")
 			}
+			if strings.IndexFunc(err.Error(), unicode.IsControl) >= 0 {
+				t.Fatalf("Parse error %q is not one line of printable text", err)
+			}
 			return
 		}
 		if strings.IndexFunc(c.BaseModel+c.TokenizerSource, unicode.IsControl) >= 0 {

@@ -91,6 +91,8 @@ models:
 		{"model empty string", "merge_method: test_linear\nmodels:\n  - model: \"\"\n", 3, []string{"models[0].model", "empty string"}},
 		{"model path with a newline", "merge_method: test_linear\nmodels:\n  - model: \"a\\nb\"\n", 3, []string{"models[0].model", `"a\nb"`, "control characters"}},
 		{"base path with an escape", "merge_method: test_linear\nbase_model: {model: {path: \"\\e[2Jx\"}}\nmodels:\n  - model: a\n", 2, []string{"base_model.model.path", `"\x1b[2Jx"`, "control characters"}},
+		{"YAML tag with a NUL", "!%00", 1, []string{`got !\x00 ""`}},
+		{"tagged scalar with an escape", "merge_method: test_linear\nmodels:\n  - model: a\n    parameters: {weight: !!float \"\\x1b[2J\"}\n", 4, []string{"models[0].parameters.weight", `\x1b[2J`}},
 		{"model number", "merge_method: test_linear\nmodels:\n  - model: 12\n", 3, []string{"models[0].model", "expected a string"}},
 		{"lora", "merge_method: test_linear\nmodels:\n  - model: a+b\n", 3, []string{"models[0].model", "LoRA"}},
 		{"revision", "merge_method: test_linear\nmodels:\n  - model: a@main\n", 3, []string{"models[0].model", "revision"}},

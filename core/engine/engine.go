@@ -92,6 +92,12 @@ func Run(ctx context.Context, p *plan.Plan, sink Sink, opts Options) (*Result, e
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
 	}
+	// The side files are written after the shards, but whatever can fail in making them
+	// (a malformed config.json, an unreadable tokenizer file) fails here, before the first
+	// tensor byte is read (design.md §8), not at the end of a long merge.
+	if err := checkSideFiles(p, opts); err != nil {
+		return nil, err
+	}
 	r := &runner{p: p, opts: opts, states: make([]tensorState, len(p.Entries)), res: &Result{}}
 	if err := r.run(ctx, sink); err != nil {
 		return nil, err

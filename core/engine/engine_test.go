@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"freelunch/core/config"
@@ -222,5 +223,22 @@ func TestNonFinite(t *testing.T) {
 	_, res, err := runPlan(t, c, 0, Options{AllowNonFinite: true})
 	if err != nil || res.NonFinite != 1 {
 		t.Fatalf("merge with AllowNonFinite = %v, NonFinite %v; want nil, 1", err, res)
+	}
+}
+
+// TestIssue7SideFilesFirst: a malformed config.json in the base once failed the merge
+// only after every tensor had been merged and written. It must fail before the sink
+// gets its first file.
+func TestIssue7SideFilesFirst(t *testing.T) {
+	dir := writeFamily(t, testmodel.Small)
+	if err := os.WriteFile(filepath.Join(dir, "base", "config.json"), []byte(`{"num_hidden_layers": 2, bad`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := runPlan(t, cfgFor(dir, "task_arithmetic", nil, config.Params{"weight": scalar(0.5)}), 0, Options{})
+	if err == nil || !strings.Contains(err.Error(), "config.json") {
+		t.Fatalf("Run = %v, want an error about config.json", err)
+	}
+	if len(s.names) > 0 {
+		t.Errorf("Run wrote %q before failing on config.json", s.names)
 	}
 }

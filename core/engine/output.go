@@ -24,6 +24,26 @@ var TokenizerFiles = []string{
 // sideFileLimit bounds the size of a copied side file.
 const sideFileLimit = 64 << 20
 
+// checkSideFiles makes, and drops, what writeSideFiles will write from the inputs: the
+// output config.json and the tokenizer files, so that their errors come before the merge.
+// The files are read again at the end rather than held, to keep memory bounded.
+func checkSideFiles(p *plan.Plan, opts Options) error {
+	if p.BaseConfig != nil {
+		if _, err := OutputConfig(p); err != nil {
+			return err
+		}
+	}
+	if opts.CopyTokenizer {
+		for _, name := range TokenizerFiles {
+			_, err := p.Tokenizer.ReadFile(name, sideFileLimit)
+			if err != nil && !errors.Is(err, safetensors.ErrNotFound) {
+				return fmt.Errorf("copy %s from %s: %w", name, p.Tokenizer.Path, err)
+			}
+		}
+	}
+	return nil
+}
+
 // writeSideFiles writes the index (sharded output), config.json, the tokenizer files and
 // the model card after the shards.
 func writeSideFiles(p *plan.Plan, sink Sink, opts Options, res *Result) error {
