@@ -1,0 +1,107 @@
+// Command demomodels writes the browser app's demo: a small Llama-shaped base model, two
+// fine-tunes of it with small deltas (a few MB in all, deterministic), a dare_ties config
+// and a manifest.json the page's "Try the demo" button reads.
+//
+//	demomodels [-hidden N] [-layers N] [-shards N] DIR
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"freelunch/core/dtype"
+	"freelunch/internal/testmodel"
+)
+
+// Config is the demo's merge, named by the folders the page lists.
+const Config = `merge_method: dare_ties
+base_model: demo-base
+models:
+  - model: demo-math
+    parameters:
+      weight: 0.6
+      density: 0.5
+  - model: demo-code
+    parameters:
+      weight: 0.4
+      density: 0.5
+parameters:
+  lambda: 1.0
+dtype: bfloat16
+`
+
+func main() {
+	hidden := flag.Int("hidden", 128, "hidden size")
+	layers := flag.Int("layers", 2, "layers")
+	shards := flag.Int("shards", 1, "shards per model")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: demomodels [-hidden N] [-layers N] [-shards N] DIR")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() != 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := write(flag.Arg(0), *hidden, *layers, *shards); err != nil {
+		fmt.Fprintln(os.Stderr, "demomodels:", err)
+		os.Exit(1)
+	}
+}
+
+func write(dir string, hidden, layers, shards int) error {
+	spec := testmodel.Spec{Layers: layers, Hidden: hidden, Intermediate: hidden * 11 / 4, Vocab: 512,
+		DType: dtype.BF16, Shards: shards, Seed: 1}
+	models := []struct {
+		name, role string
+		v          testmodel.Variant
+	}{
+		{"demo-base", "base", testmodel.Variant{}},
+		{"demo-math", "model", testmodel.Variant{Seed: 2, Scale: 0.002}},
+		{"demo-code", "model", testmodel.Variant{Seed: 3, Scale: 0.002}},
+	}
+	type entry struct {
+		Name  string   `json:"name"`
+		Role  string   `json:"role"`
+		Files []string `json:"files"`
+	}
+	var manifest struct {
+		Models []entry `json:"models"`
+		Config string  `json:"config"`
+	}
+	manifest.Config = Config
+	for _, m := range models {
+		d := filepath.Join(dir, m.name)
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
+		if err := spec.Write(d, m.v); err != nil {
+			return err
+		}
+		var files []string
+		err := filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && !e.IsDir() {
+				files = append(files, e.Name())
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		sort.Strings(files)
+		manifest.Models = append(manifest.Models, entry{m.name, m.role, files})
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(Config), 0o644); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(manifest, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "manifest.json"), append(b, '\n'), 0o644)
+}
