@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"freelunch/core/dtype"
+	"freelunch/core/safetensors"
 	"freelunch/internal/reference"
 	"freelunch/internal/testmodel"
-	"freelunch/core/safetensors"
 )
 
 // family writes a base and two fine-tunes with small deltas into dir and returns their paths.
@@ -243,4 +243,3 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
-

@@ -85,7 +85,7 @@ func linear(in Inputs) []float64 {
 			out[i] += w * float64(in.Models[k][i])
 		}
 	}
-	if b(in.Global, "normalize", true) && sw != 0 {
+	if b(in.Global, "normalize", true) && math.Abs(sw) >= 1e-8 {
 		for i := range out {
 			out[i] /= sw
 		}
@@ -105,13 +105,15 @@ func taskVectors(in Inputs) []float64 {
 	ws := make([]float64, len(in.Models))
 	for k, x := range in.Models {
 		d := make([]float64, n)
+		rank := make([]float64, n)
 		for i := range d {
-			d[i] = float64(x[i] - in.Base[i]) // deltas in float32, as the kernels do
+			d[i] = float64(x[i]) - float64(in.Base[i])
+			rank[i] = float64(x[i] - in.Base[i]) // magnitudes rank as float32 (design decision in core/merge)
 		}
 		rho := f(in.Args[k], "density", 1)
 		switch in.Method {
 		case "ties":
-			d = topK(d, rho)
+			d = topK(d, rank, rho)
 		case "dare_linear", "dare_ties":
 			d = dare(d, rho, rescale, s(in.Global, "rescale_norm", "inverse"), in.Seed, in.Index[k], in.Name)
 		}
@@ -155,8 +157,8 @@ func taskVectors(in Inputs) []float64 {
 	return out
 }
 
-// topK keeps the floor(rho*n) largest |d|, ties by lower index.
-func topK(d []float64, rho float64) []float64 {
+// topK keeps the d of the floor(rho*n) largest |rank|, ties by lower index.
+func topK(d, rank []float64, rho float64) []float64 {
 	n := len(d)
 	k := int(math.Floor(rho * float64(n)))
 	if rho >= 1 {
@@ -166,7 +168,7 @@ func topK(d []float64, rho float64) []float64 {
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, c int) bool { return math.Abs(d[idx[a]]) > math.Abs(d[idx[c]]) })
+	sort.SliceStable(idx, func(a, c int) bool { return math.Abs(rank[idx[a]]) > math.Abs(rank[idx[c]]) })
 	out := make([]float64, n)
 	for _, i := range idx[:max(0, min(k, n))] {
 		out[i] = d[i]

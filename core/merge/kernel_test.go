@@ -1,0 +1,403 @@
+package merge
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"testing"
+)
+
+// run drives k as the engine does (design: Kernel's doc): statistics passes over chunks of
+// size chunk in element order, then Merge over the chunks in reverse order, on copies of
+// the inputs (kernels may overwrite them).
+func run(k Kernel, in [][]float32, chunk int) []float32 {
+	n := len(in[0])
+	chunk = max(1, chunk)
+	view := func(off, end int) [][]float32 {
+		v := make([][]float32, len(in))
+		for j := range in {
+			v[j] = slices.Clone(in[j][off:end])
+		}
+		return v
+	}
+	for pass := 0; k.NeedPass(pass); pass++ {
+		for off := 0; off < n; off += chunk {
+			k.Observe(pass, int64(off), view(off, min(n, off+chunk)))
+		}
+	}
+	out := make([]float32, n)
+	for off := (n - 1) / chunk * chunk; off >= 0 && n > 0; off -= chunk {
+		end := min(n, off+chunk)
+		k.Merge(out[off:end], int64(off), view(off, end))
+	}
+	return out
+}
+
+// tensor builds a merge.Tensor for method m over n elements: base first (when m has one),
+// then the models with their args; global overrides defaults.
+func tensor(t testing.TB, m Method, n int64, global Params, args ...Params) *Tensor {
+	t.Helper()
+	tt := &Tensor{Name: "model.layers.0.mlp.up_proj.weight", Shape: []int64{n}, N: n, Seed: 1, Global: Params{}}
+	defaults := Params{}
+	for _, p := range m.Params() {
+		if p.Default != nil {
+			defaults[p.Name] = p.Default
+			if p.Scope == Global {
+				tt.Global[p.Name] = p.Default
+			}
+		}
+	}
+	for k, v := range global {
+		tt.Global[k] = v
+	}
+	if !m.Inputs().BaseIsInput {
+		tt.HasBase = true
+		tt.Models = append(tt.Models, 0)
+		tt.Args = append(tt.Args, defaults)
+	}
+	for j, a := range args {
+		p := Params{}
+		for k, v := range defaults {
+			p[k] = v
+		}
+		for k, v := range a {
+			p[k] = v
+		}
+		tt.Models = append(tt.Models, j+1)
+		tt.Args = append(tt.Args, p)
+	}
+	if err := m.Check(tt); err != nil {
+		t.Fatal(err)
+	}
+	return tt
+}
+
+func method(t testing.TB, name string) Method {
+	m, ok := Lookup(name)
+	if !ok {
+		t.Fatalf("method %s not registered", name)
+	}
+	return m
+}
+
+// The TIES case of issue 3, worked by hand: density 0.6 of 5 keeps 3 per model;
+// element 3 elects + on a zero sum.
+func TestTiesGolden(t *testing.T) {
+	base := []float32{1, 2, 3, 4, 5}
+	taus := [][]float32{
+		{0.5, -0.25, 0, 0.375, -0.125},
+		{-0.375, 0.125, 0.25, 0.375, -0.3125},
+		{0.125, -0.375, -0.25, -0.75, 0.0625},
+	}
+	want := []float32{0.5, -0.3125, -0.25, 0.375, -0.3125}
+	in := [][]float32{base}
+	for _, tau := range taus {
+		x := make([]float32, len(base))
+		for i := range x {
+			x[i] = base[i] + tau[i]
+		}
+		in = append(in, x)
+	}
+	a := Params{"weight": 1.0, "density": 0.6}
+	m := method(t, "ties")
+	for _, chunk := range []int{1, 2, 5} {
+		got := run(m.New(tensor(t, m, 5, nil, a, a, a)), in, chunk)
+		for i := range got {
+			if got[i]-base[i] != want[i] {
+				t.Errorf("chunk %d: delta[%d] = %v, want %v", chunk, i, got[i]-base[i], want[i])
+			}
+		}
+	}
+}
+
+// Hand-worked cases for every method of the family, with values exact in binary.
+func TestGolden(t *testing.T) {
+	base := []float32{1, -2, 0.5, 4}
+	x1 := []float32{1.5, -2.25, 0.5, 3} // δ1 = [0.5, -0.25, 0, -1]
+	x2 := []float32{0, -1, 1, 4.5}      // δ2 = [-1, 1, 0.5, 0.5]
+	in := [][]float32{base, x1, x2}
+	cases := []struct {
+		method string
+		global Params
+		a1, a2 Params
+		want   []float32
+	}{
+		// Σ w_k X_k / Σ w_k over [x1, x2] with weights 3, 1.
+		{"linear", nil, Params{"weight": 3.0}, Params{"weight": 1.0}, []float32{1.125, -1.9375, 0.625, 3.375}},
+		{"linear", Params{"normalize": false}, Params{"weight": 0.5}, Params{"weight": 0.5}, []float32{0.75, -1.625, 0.75, 3.75}},
+		// B + λ Σ w δ: λ 2, w 0.5, 0.25 → δ = 2·(0.25−0.25, −0.125+0.25, 0.125, −0.5+0.125).
+		{"task_arithmetic", Params{"lambda": 2.0}, Params{"weight": 0.5}, Params{"weight": 0.25}, []float32{1, -1.75, 0.75, 3.25}},
+		{"task_arithmetic", Params{"normalize": true}, Params{"weight": 0.5}, Params{"weight": 1.5}, []float32{1 - 0.625, -2 + 0.6875, 0.5 + 0.375, 4 + 0.125}},
+		// ties, density 0.5 keeps 2 of 4: δ1 → [0.5, 0, 0, -1], δ2 → [-1, 1, 0, 0].
+		// Weights 1, 1: signs − (−0.5), +, none, −; normalize by counting weights.
+		{"ties", nil, Params{"weight": 1.0, "density": 0.5}, Params{"weight": 1.0, "density": 0.5}, []float32{0, -1, 0.5, 3}},
+		// ties without normalize, weight 2 on model 1: W1 = [1,0,0,−2], W2 = [−1,1,0.5,0]... density 0.75 keeps 3.
+		// δ1 top 3: [0.5,−0.25,0,−1]; δ2 top 3: [−1,1,0.5,0] (0.5s tie: index 2 before 3).
+		// W1 = [1,−0.5,0,−2], W2 = [−1,1,0.5,0]; sums [0,0.5,0.5,−2] → signs +,+,+,−.
+		{"ties", Params{"normalize": false}, Params{"weight": 2.0, "density": 0.75}, Params{"weight": 1.0, "density": 0.75}, []float32{2, -1, 1, 2}},
+		// density 1: plain task vectors, TIES consensus: sums [−0.5, 0.75, 0.5, −0.5].
+		{"dare_ties", nil, Params{"weight": 1.0}, Params{"weight": 1.0}, []float32{0, -1, 1, 3}},
+		{"dare_linear", nil, Params{"weight": 1.0}, Params{"weight": 1.0}, []float32{0.5, -1.25, 1, 3.5}},
+		// density 0 drops every delta.
+		{"dare_linear", nil, Params{"weight": 1.0, "density": 0.0}, Params{"weight": 1.0, "density": 0.0}, base},
+		{"ties", nil, Params{"weight": 1.0, "density": 0.0}, Params{"weight": 1.0, "density": 0.0}, base},
+		// λ 0 gives the base.
+		{"dare_ties", Params{"lambda": 0.0}, Params{"weight": 1.0, "density": 0.5}, Params{"weight": 1.0, "density": 0.5}, base},
+		// Weights summing to 0 with normalize: divide by 1, not by 0.
+		{"task_arithmetic", Params{"normalize": true}, Params{"weight": 1.0}, Params{"weight": -1.0}, []float32{2.5, -3.25, 0, 2.5}},
+		{"linear", nil, Params{"weight": 1.0}, Params{"weight": -1.0}, []float32{1.5, -1.25, -0.5, -1.5}},
+	}
+	for _, c := range cases {
+		m := method(t, c.method)
+		input := in
+		if c.method == "linear" {
+			input = in[1:]
+		}
+		for _, chunk := range []int{1, 3, 4} {
+			got := run(m.New(tensor(t, m, 4, c.global, c.a1, c.a2)), input, chunk)
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s %v %v %v chunk %d: got %v, want %v", c.method, c.global, c.a1, c.a2, chunk, got, c.want)
+			}
+		}
+	}
+}
+
+// Top-k keeps exactly floor(ρ·n) elements of largest magnitude, ties by lower index, for
+// tensors full of ties and for any chunking.
+func TestTopKInvariants(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	m := method(t, "ties")
+	for trial := range 200 {
+		n := 1 + r.IntN(3000)
+		levels := 1 + r.IntN(20) // few distinct magnitudes: many ties
+		base := make([]float32, n)
+		x := make([]float32, n)
+		for i := range x {
+			base[i] = float32(r.NormFloat64())
+			d := float32(r.IntN(levels)) / 8
+			if r.IntN(2) == 0 {
+				d = -d
+			}
+			x[i] = base[i] + d
+		}
+		rho := []float64{0, 1e-9, 0.1, 0.5, 0.999, 1, r.Float64()}[trial%7]
+		k := int(math.Floor(rho * float64(n)))
+		// Expected mask: indices sorted by float32 |δ| descending, stable by index.
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		mag := func(i int) float32 { return float32(math.Abs(float64(x[i] - base[i]))) }
+		sort.SliceStable(idx, func(a, b int) bool { return mag(idx[a]) > mag(idx[b]) })
+		want := make([]bool, n)
+		for _, i := range idx[:k] {
+			want[i] = true
+		}
+		tt := tensor(t, m, int64(n), Params{"normalize": false}, Params{"weight": 1.0, "density": rho})
+		got := run(m.New(tt), [][]float32{base, x}, 1+r.IntN(n+5))
+		kept := 0
+		for i := range got {
+			isKept := got[i] != base[i]
+			if isKept {
+				kept++
+			}
+			if x[i] != base[i] && isKept != want[i] {
+				t.Fatalf("trial %d n %d ρ %v: element %d kept=%v, want %v", trial, n, rho, i, isKept, want[i])
+			}
+		}
+		zeros := 0 // zero deltas may be among the kept; they do not show
+		for _, i := range idx[:k] {
+			if x[i] == base[i] {
+				zeros++
+			}
+		}
+		if kept+zeros != k {
+			t.Fatalf("trial %d: kept %d (+%d zero deltas), want %d", trial, kept, zeros, k)
+		}
+	}
+}
+
+// The selector against a sort, in both directions and tie orders (the breadcrumbs windows
+// need the smallest with higher indices first).
+func TestSelector(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for trial := range 300 {
+		n := 1 + r.IntN(2000)
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(r.IntN(1+r.IntN(50))) * float32(math.Pow(2, float64(r.IntN(40)-20)))
+			if r.IntN(3) == 0 {
+				x[i] = -x[i]
+			}
+		}
+		m := int64(r.IntN(n + 1))
+		largest, lowFirst := r.IntN(2) == 0, r.IntN(2) == 0
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool {
+			ka, kb := magKey(x[idx[a]]), magKey(x[idx[b]])
+			if ka != kb {
+				return (ka > kb) == largest
+			}
+			return (idx[a] < idx[b]) == lowFirst
+		})
+		want := make([]bool, n)
+		for _, i := range idx[:m] {
+			want[i] = true
+		}
+		s := newSelector(m, int64(n), largest, lowFirst)
+		chunk := 1 + r.IntN(n)
+		passes := 0
+		for ; !s.done(); passes++ {
+			for off := 0; off < n; off += chunk {
+				s.observe(int64(off), x[off:min(n, off+chunk)])
+			}
+			s.endPass()
+		}
+		if passes > 3 {
+			t.Fatalf("trial %d: %d passes", trial, passes)
+		}
+		for i := range x {
+			if s.in(int64(i), x[i]) != want[i] {
+				t.Fatalf("trial %d n %d m %d largest %v lowFirst %v: element %d (%v) in=%v", trial, n, m, largest, lowFirst, i, x[i], !want[i])
+			}
+		}
+	}
+}
+
+// DARE keeps a fraction within 5σ of ρ, survivors are exactly δ/ρ, masks of different
+// models are independent, and the mean over seeds approaches δ.
+func TestDareInvariants(t *testing.T) {
+	const n = 100000
+	m := method(t, "dare_linear")
+	base := make([]float32, n)
+	x := make([]float32, n)
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range x {
+		base[i] = float32(r.NormFloat64())
+		x[i] = base[i] + float32(r.NormFloat64()*0.01)
+	}
+	for _, rho := range []float64{0.1, 0.3, 0.5, 0.9} {
+		a := Params{"weight": 1.0, "density": rho}
+		tt := tensor(t, m, n, nil, a, a)
+		// Two models with the same deltas: their masks must be independent.
+		got := run(m.New(tt), [][]float32{base, x, x}, 4096)
+		// Each element's output is B + (k1 + k2)·δ/ρ; recover k1 + k2 from it.
+		var both, one int
+		for i := range got {
+			d := float64(x[i]) - float64(base[i])
+			if d == 0 {
+				continue
+			}
+			c := (float64(got[i]) - float64(base[i])) / (d / rho)
+			// the output is rounded to float32 once: allow an ulp of it
+			a := float32(math.Abs(float64(got[i])))
+			tol := float64(math.Nextafter32(a, float32(math.Inf(1)))-a) / math.Abs(d/rho)
+			switch {
+			case math.Abs(c-2) <= tol:
+				both++
+			case math.Abs(c-1) <= tol:
+				one++
+			case math.Abs(c) <= tol:
+			default:
+				t.Fatalf("ρ %v: element %d is %v δ/ρ, not 0, 1 or 2", rho, i, c)
+			}
+		}
+		kept := float64(2*both + one)
+		mean, sd := 2*n*rho, math.Sqrt(2*n*rho*(1-rho))
+		if math.Abs(kept-mean) > 5*sd {
+			t.Errorf("ρ %v: kept %v of %d, expected %v ± 5·%v", rho, kept, 2*n, mean, sd)
+		}
+		// Independence: P(both) = ρ².
+		pb, sdb := n*rho*rho, math.Sqrt(n*rho*rho*(1-rho*rho))
+		if math.Abs(float64(both)-pb) > 5*sdb {
+			t.Errorf("ρ %v: both kept at %d elements, expected %v ± 5·%v", rho, both, pb, sdb)
+		}
+	}
+	// Survivors are exactly δ/ρ for a single model, in F32 arithmetic terms: output equals
+	// float32(B + δ/ρ) computed in float64.
+	a := Params{"weight": 1.0, "density": 0.3}
+	got := run(m.New(tensor(t, m, n, nil, a)), [][]float32{base, x}, 1000)
+	for i := range got {
+		d := float64(x[i]) - float64(base[i])
+		if got[i] != base[i] && got[i] != float32(float64(base[i])+d/0.3) {
+			t.Fatalf("element %d: %v is neither B nor B + δ/ρ", i, got[i])
+		}
+	}
+	// The mean over seeds approaches δ (unbiased).
+	const small, seeds = 64, 4000
+	sum := make([]float64, small)
+	for seed := range uint64(seeds) {
+		tt := tensor(t, m, small, nil, a)
+		tt.Seed = seed
+		out := run(m.New(tt), [][]float32{base[:small], x[:small]}, small)
+		for i := range out {
+			sum[i] += float64(out[i]) - float64(base[i])
+		}
+	}
+	for i := range sum {
+		d := float64(x[i]) - float64(base[i])
+		mean := sum[i] / seeds
+		sd := math.Abs(d) * math.Sqrt((1-0.3)/0.3/seeds)
+		if math.Abs(mean-d) > 5*sd+1e-9 {
+			t.Errorf("element %d: mean over %d seeds %v, δ %v (σ %v)", i, seeds, mean, d, sd)
+		}
+	}
+}
+
+// L1 rescale keeps each model's delta L1 norm; skipped below 1e-7.
+func TestDareL1(t *testing.T) {
+	const n = 10000
+	m := method(t, "dare_linear")
+	base := make([]float32, n)
+	x := make([]float32, n)
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * 0.01)
+	}
+	a := Params{"weight": 1.0, "density": 0.2}
+	got := run(m.New(tensor(t, m, n, Params{"rescale_norm": "l1"}, a)), [][]float32{base, x}, 333)
+	var l1, l1x float64
+	for i := range got {
+		l1 += math.Abs(float64(got[i]))
+		l1x += math.Abs(float64(x[i]))
+	}
+	if math.Abs(l1-l1x) > 1e-6*l1x {
+		t.Errorf("L1 after rescale %v, before %v", l1, l1x)
+	}
+	tiny := make([]float32, n)
+	tiny[5] = 1e-9
+	got = run(m.New(tensor(t, m, n, Params{"rescale_norm": "l1"}, a)), [][]float32{base, tiny}, 100)
+	if got[5] != 0 && got[5] != 1e-9 {
+		t.Errorf("L1 of 1e-9 rescaled to %v", got[5])
+	}
+}
+
+// One-element tensors and F16-overflowing results (the kernel's float32 result is what the
+// engine encodes; +Inf in F16 is the engine's rounding, tested in core/dtype).
+func TestTinyTensors(t *testing.T) {
+	for _, name := range []string{"linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"} {
+		m := method(t, name)
+		in := [][]float32{{2}, {3}, {5}}
+		a := Params{"weight": 1.0, "density": 1.0}
+		if name == "linear" {
+			in = in[1:]
+		}
+		got := run(m.New(tensor(t, m, 1, Params{"normalize": false}, a, a)), in, 1)
+		want := float32(2 + 1 + 3)
+		if name == "linear" {
+			want = 8
+		}
+		if got[0] != want {
+			t.Errorf("%s on one element: %v, want %v", name, got[0], want)
+		}
+	}
+	m := method(t, "task_arithmetic")
+	got := run(m.New(tensor(t, m, 1, Params{"lambda": 100.0}, Params{"weight": 1.0})), [][]float32{{60000}, {65000}}, 1)
+	if got[0] != 560000 {
+		t.Errorf("large result %v", got[0])
+	}
+}

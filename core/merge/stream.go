@@ -1,0 +1,43 @@
+package merge
+
+// The random stream of design.md §4. One Stream per (seed, model, tensor name); element i's
+// draw depends on nothing else, so masks do not depend on chunking, threads or platform.
+
+const gamma64 = 0x9e3779b97f4a7c15
+
+func mix64(z uint64) uint64 {
+	z ^= z >> 30
+	z *= 0xbf58476d1ce4e5b9
+	z ^= z >> 27
+	z *= 0x94d049bb133111eb
+	z ^= z >> 31
+	return z
+}
+
+func fnv1a64(s string) uint64 {
+	h := uint64(0xcbf29ce484222325)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 0x100000001b3
+	}
+	return h
+}
+
+// Stream is the uniform stream of one model's copy of one tensor.
+type Stream struct{ key uint64 }
+
+// NewStream returns the stream for seed (--random-seed), model (§4 model number) and the
+// tensor's name.
+func NewStream(seed uint64, model int, name string) Stream {
+	return Stream{mix64(mix64(seed) ^ fnv1a64(name) ^ mix64(uint64(model)+1))}
+}
+
+// bits returns the 53 random bits of element i.
+func (s Stream) bits(i int64) uint64 { return mix64(s.key+uint64(i+1)*gamma64) >> 11 }
+
+// Uniform returns u(i), a float64 in [0, 1).
+func (s Stream) Uniform(i int64) float64 { return float64(s.bits(i)) * (1.0 / (1 << 53)) }
+
+// Keep reports u(i) < p, compared in float64. Scaling both sides by 2^53 is exact, so this
+// equals comparing Uniform(i) with p.
+func (s Stream) Keep(i int64, p float64) bool { return float64(s.bits(i)) < p*(1<<53) }
