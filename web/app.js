@@ -157,9 +157,15 @@ function stateChanged(rerender) {
 }
 
 let parseTimer = 0;
-ui.config.addEventListener('input', () => {
+// invalidate drops the answer of any validation in flight: the inputs changed.
+function invalidate() {
+  validation++;
   planned = false;
   buttons();
+}
+
+ui.config.addEventListener('input', () => {
+  invalidate();
   clearTimeout(parseTimer);
   parseTimer = setTimeout(parseConfig, 300);
 });
@@ -180,6 +186,7 @@ async function parseConfig() {
     validate(n);
   } catch (err) {
     if (n !== validation) return;
+    ui.plan.textContent = '';
     showError(err);
   }
 }
@@ -188,8 +195,7 @@ async function parseConfig() {
 
 let validateTimer = 0;
 function validateSoon() {
-  planned = false;
-  buttons();
+  invalidate();
   clearTimeout(validateTimer);
   validateTimer = setTimeout(() => validate(++validation), 250);
 }
