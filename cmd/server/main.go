@@ -39,6 +39,19 @@ func main() {
 	}
 }
 
+// newServer returns the server with its limits: a client has 5 s to send its headers,
+// which may not exceed 16 KiB, and "OPTIONS *" reaches the handler (which refuses it).
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:                      h,
+		ReadHeaderTimeout:            5 * time.Second,
+		ReadTimeout:                  10 * time.Second,
+		IdleTimeout:                  60 * time.Second,
+		MaxHeaderBytes:               16 << 10,
+		DisableGeneralOptionsHandler: true,
+	}
+}
+
 type usageError string
 
 func (e usageError) Error() string { return string(e) }
@@ -60,13 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           newHandler(freelunch.Assets),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
+	srv := newServer(newHandler(freelunch.Assets))
 	fmt.Fprintf(stdout, "freelunch: open http://%s/ (Ctrl-C stops)\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
