@@ -3,7 +3,7 @@
 // with the CLI's output.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { cliMerge, launch, models, startServer, unzip } from './helpers.mjs';
 
@@ -48,6 +48,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 // dropFile dispatches a synthetic drop of a file with the given bytes on a zone. Such a
@@ -147,10 +148,10 @@ describe('browser app', () => {
 
   test('cancel in the middle of a merge, then a second merge succeeds', async () => {
     await setConfig(config);
-    await page.fill('#chunk', '1024'); // many small chunks: a slow merge to cancel
+    await page.fill('#chunk', '256'); // many small chunks: a slow merge to cancel
     await page.waitForSelector('[data-testid=merge]:enabled');
     await page.click('[data-testid=merge]');
-    await page.waitForFunction(() => document.querySelector('[data-testid=progress]').value > 0.02);
+    await page.waitForFunction(() => document.querySelector('[data-testid=progress]').value > 0);
     await page.click('[data-testid=cancel]');
     await page.waitForFunction(() => document.querySelector('[data-testid=status]').textContent.includes('Cancelled'));
     assert.equal(await page.$('[data-testid=download]'), null);

@@ -3,7 +3,7 @@
 // and a manifest.json the page's "Try the demo" button reads.
 //
 //	demomodels [-hidden N] [-layers N] [-shards N] DIR
-//	demomodels -big BYTES DIR
+//	demomodels -big BYTES [-prefix P] DIR
 //
 // -big writes the same three models at about BYTES each, fast (a repeated block of
 // random BF16 weights rather than testmodel's per-element draws), for the browser's
@@ -45,11 +45,15 @@ parameters:
 dtype: bfloat16
 `
 
+// prefix starts the model folder names.
+var prefix string
+
 func main() {
 	hidden := flag.Int("hidden", 128, "hidden size")
 	layers := flag.Int("layers", 2, "layers")
 	shards := flag.Int("shards", 1, "shards per model")
 	big := flag.Int64("big", 0, "write large models of about this many bytes each, fast")
+	flag.StringVar(&prefix, "prefix", "demo-", "prefix of the model folder names (base, math, code)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: demomodels [-hidden N] [-layers N] [-shards N] DIR")
 		flag.PrintDefaults()
@@ -76,9 +80,9 @@ func write(dir string, hidden, layers, shards int) error {
 		name, role string
 		v          testmodel.Variant
 	}{
-		{"demo-base", "base", testmodel.Variant{}},
-		{"demo-math", "model", testmodel.Variant{Seed: 2, Scale: 0.002}},
-		{"demo-code", "model", testmodel.Variant{Seed: 3, Scale: 0.002}},
+		{prefix + "base", "base", testmodel.Variant{}},
+		{prefix + "math", "model", testmodel.Variant{Seed: 2, Scale: 0.002}},
+		{prefix + "code", "model", testmodel.Variant{Seed: 3, Scale: 0.002}},
 	}
 	type entry struct {
 		Name  string   `json:"name"`
@@ -131,7 +135,7 @@ func writeBig(dir string, size int64) error {
 	for i := range n {
 		specs = append(specs, safetensors.TensorSpec{Name: fmt.Sprintf("model.layers.%d.mlp.weight", i), DType: dtype.BF16, Shape: []int64{side, side}})
 	}
-	for k, name := range []string{"demo-base", "demo-math", "demo-code"} {
+	for k, name := range []string{prefix + "base", prefix + "math", prefix + "code"} {
 		d := filepath.Join(dir, name)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
