@@ -3,17 +3,34 @@ GOROOT  := $(shell $(GO) env GOROOT)
 WASMEXEC := $(GOROOT)/lib/wasm/go_js_wasm_exec
 FUZZTIME ?= 1m
 
-.PHONY: all build test test-native test-wasm vet fuzz bench clean
+.PHONY: all build wasm demo run test test-native test-wasm test-js test-e2e test-e2e-big vet fuzz bench clean
 
 BENCH_SIZE ?= 1G
 
 all: build
 
-build:
+# The server embeds index.html and web/, including the build outputs made here first
+# (web/main.wasm, web/wasm_exec.js, web/demo/): build them before the server.
+build: wasm demo
 	$(GO) build -o bin/freelunch ./cmd/freelunch
+	$(GO) build -o bin/freelunch-server ./cmd/server
+
+wasm:
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -o web/main.wasm ./wasm
+	cp "$(GOROOT)/lib/wasm/wasm_exec.js" web/wasm_exec.js
+
+# The demo models of the page's "Try the demo" button (deterministic, a few MB).
+demo:
+	$(GO) run ./cmd/demomodels web/demo
+
+# Build everything, then serve the page on http://127.0.0.1:8080/ (ADDR=host:port to change).
+ADDR ?= 127.0.0.1:8080
+run: build
+	bin/freelunch-server -addr $(ADDR)
 
 vet:
 	$(GO) vet ./...
+	GOOS=js GOARCH=wasm $(GO) vet ./wasm/
 
 test-native:
 	$(GO) test ./...
@@ -24,7 +41,24 @@ test-wasm:
 		GOCACHE="$(shell $(GO) env GOCACHE)" GOMODCACHE="$(shell $(GO) env GOMODCACHE)" \
 		GOOS=js GOARCH=wasm $(GO) test -exec="$(WASMEXEC)" ./core/...
 
-test: vet test-native test-wasm
+# The page's pure modules under Node.
+test-js:
+	node --test web/
+
+# The page in headless Chromium against the real server (needs chromium and `npm ci`;
+# .ci/run installs both).
+node_modules/playwright-core/package.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+test-e2e: build node_modules/playwright-core/package.json
+	node --test --test-concurrency=1 e2e/
+
+# The WebAssembly-memory bound on 1.2 GB of generated inputs (slow: not in `make test`).
+test-e2e-big: build node_modules/playwright-core/package.json
+	node --test e2e/memory.big.mjs
+
+test: vet test-native test-wasm test-js test-e2e
 
 # Each fuzz target in turn for FUZZTIME (make fuzz FUZZTIME=10m); the seeds in each
 # package's testdata/fuzz run in every go test. Results: docs/reliability.md.
@@ -43,4 +77,4 @@ bench: build
 	bin/bench -size $(BENCH_SIZE)
 
 clean:
-	rm -rf bin web/main.wasm web/wasm_exec.js
+	rm -rf bin web/main.wasm web/wasm_exec.js web/demo

@@ -1,0 +1,221 @@
+// End-to-end tests of the browser app: the real server on loopback, headless Chromium,
+// generated models through the pickers and a synthetic drop, merges compared byte for byte
+// with the CLI's output.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { cliMerge, launch, models, startServer, unzip } from './helpers.mjs';
+
+const config = `merge_method: dare_ties
+base_model: demo-base
+models:
+  - model: demo-math
+    parameters:
+      weight: 0.5
+      density: 0.4
+  - model: demo-code
+    parameters:
+      weight: [0.2, 0.8]
+      density: 0.6
+  - model: extra.safetensors
+    parameters:
+      weight: 0.3
+      density: 0.5
+parameters:
+  lambda: 0.9
+dtype: bfloat16
+`;
+
+let server, browser, page, dir;
+const requests = [];
+
+before(async () => {
+  dir = models('inputs', '-hidden', '64', '-layers', '3');
+  copyFileSync(path.join(dir, 'demo-math', 'model.safetensors'), path.join(dir, 'extra.safetensors'));
+  server = await startServer();
+  browser = await launch();
+  page = browser.ctx.pages()[0] || (await browser.ctx.newPage());
+  page.on('request', (r) => requests.push({ method: r.method(), url: r.url() }));
+  browser.ctx.on('request', (r) => {
+    if (!r.frame || r.frame() !== page.mainFrame()) requests.push({ method: r.method(), url: r.url(), worker: true });
+  });
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(server.url);
+  await page.waitForFunction(() => document.querySelector('#method').options.length > 0);
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+// dropFile dispatches a synthetic drop of a file with the given bytes on a zone. Such a
+// drop has no file-system entries, as in design.md §10.
+async function dropFile(zone, name, bytes) {
+  await page.evaluate(({ zone, name, b64 }) => {
+    const bin = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bin], name));
+    document.querySelector(zone).dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, { zone, name, b64: Buffer.from(bytes).toString('base64') });
+}
+
+async function setConfig(text) {
+  await page.fill('[data-testid=config]', text);
+}
+
+async function mergeAndDownload() {
+  await page.waitForSelector('[data-testid=merge]:enabled', { timeout: 20000 });
+  await page.click('[data-testid=merge]');
+  const link = await page.waitForSelector('[data-testid=download]', { timeout: 120000 });
+  const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+  const file = path.join(dir, await download.suggestedFilename());
+  await download.saveAs(file);
+  return { name: await download.suggestedFilename(), files: unzip(readFileSync(file)) };
+}
+
+function safetensorsOf(outDir) {
+  return readdirSync(outDir).filter((f) => f.endsWith('.safetensors') || f.endsWith('.json')).sort();
+}
+
+describe('browser app', () => {
+  test('pickers, a synthetic drop, form ↔ YAML, and a merge byte-identical to the CLI', async () => {
+    await page.setInputFiles('[data-testid=base-input]', path.join(dir, 'demo-base'));
+    await page.setInputFiles('[data-testid=models-input]', path.join(dir, 'demo-math'));
+    await page.setInputFiles('[data-testid=models-input]', path.join(dir, 'demo-code'));
+    await dropFile('#models-zone', 'extra.safetensors', readFileSync(path.join(dir, 'extra.safetensors')));
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=model]').length === 4);
+    await page.waitForFunction(() => !document.querySelector('#model-list').textContent.includes('reading headers'));
+    const listed = await page.textContent('#model-list');
+    assert.match(listed, /demo-base.*base model.*tensors, BF16/s);
+    assert.match(listed, /extra\.safetensors/);
+
+    // Form → YAML: the models are named by folder and file name, weight filled in.
+    let yaml = await page.inputValue('[data-testid=config]');
+    assert.match(yaml, /base_model: demo-base/);
+    assert.match(yaml, /- model: demo-code\n {4}parameters:\n {6}weight: 1/);
+    assert.match(yaml, /- model: extra\.safetensors/);
+    await page.fill('#model-params [data-model=demo-math] [data-param=density]', '0.25');
+    yaml = await page.inputValue('[data-testid=config]');
+    assert.match(yaml, /- model: demo-math\n {4}parameters:\n {6}weight: 1\n {6}density: 0.25/);
+    await page.selectOption('#method', 'ties');
+    assert.match(await page.inputValue('[data-testid=config]'), /^merge_method: ties/);
+
+    // YAML → form.
+    await setConfig(config);
+    await page.waitForFunction(() => document.querySelector('#method').value === 'dare_ties'
+      && document.querySelector('#model-params [data-model=demo-code] [data-param=weight]')?.value === '[0.2,0.8]');
+    assert.equal(await page.inputValue('#global-params [data-param=lambda]'), '0.9');
+
+    // A config error is shown next to the text area with its line.
+    await setConfig(config.replace('density: 0.4', 'densty: 0.4'));
+    await page.waitForFunction(() => document.querySelector('#config-error').textContent.includes('line 7'));
+    assert.match(await page.textContent('#config-error'), /densty.*did you mean "density"/);
+    assert.equal(await page.isDisabled('[data-testid=merge]'), true);
+    // A model the page does not have is named.
+    await setConfig(config.replace('model: demo-code', 'model: demo-cod'));
+    await page.waitForFunction(() => document.querySelector('[data-testid=error]').textContent.includes('demo-cod'));
+
+    await setConfig(config);
+    await page.fill('[data-testid=seed]', '7');
+    const { files } = await mergeAndDownload();
+    const cli = cliMerge(dir, config, 7);
+    const names = safetensorsOf(cli);
+    assert.ok(names.includes('model.safetensors'));
+    for (const name of names) {
+      const got = [...files].find(([n]) => n.endsWith('/' + name));
+      assert.ok(got, `zip has no ${name}: ${[...files.keys()].join(', ')}`);
+      assert.ok(Buffer.compare(got[1], readFileSync(path.join(cli, name))) === 0, `${name} differs from the CLI's`);
+    }
+    assert.ok([...files.keys()].some((n) => n.endsWith('/README.md')));
+    const summary = await page.textContent('[data-testid=summary]');
+    assert.match(summary, /seed\s*7/);
+    const mem = await page.textContent('[data-key="peak WebAssembly memory"]');
+    assert.match(mem, /MiB/);
+    assert.ok(parseFloat(mem) <= 256, `peak memory ${mem}`);
+  });
+
+  test('a malformed model file: the error shown next to it, the page still usable', async () => {
+    await dropFile('#models-zone', 'broken.safetensors', Buffer.from('\x10\x00\x00\x00\x00\x00\x00\x00{"a": not json}'));
+    const err = await page.waitForSelector('[data-model="broken.safetensors"] [data-testid=model-error]');
+    assert.match(await err.textContent(), /broken\.safetensors/);
+    await page.click('[data-model="broken.safetensors"] button');
+    await setConfig(config);
+    await page.waitForSelector('[data-testid=merge]:enabled');
+  });
+
+  test('cancel in the middle of a merge, then a second merge succeeds', async () => {
+    await setConfig(config);
+    await page.fill('#chunk', '256'); // many small chunks: a slow merge to cancel
+    await page.waitForSelector('[data-testid=merge]:enabled');
+    await page.click('[data-testid=merge]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=progress]').value > 0);
+    await page.click('[data-testid=cancel]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=status]').textContent.includes('Cancelled'));
+    assert.equal(await page.$('[data-testid=download]'), null);
+    await page.fill('#chunk', '1048576');
+    const { files } = await mergeAndDownload();
+    assert.ok([...files.keys()].some((n) => n.endsWith('/model.safetensors')));
+  });
+
+  test('storage quota exceeded: a clear error, then a merge that fits succeeds', async () => {
+    const cdp = await browser.ctx.newCDPSession(page);
+    const origin = new URL(server.url).origin;
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 64 * 1024 });
+    try {
+      await setConfig(config);
+      await page.waitForSelector('[data-testid=merge]:enabled');
+      await page.click('[data-testid=merge]');
+      await page.waitForFunction(() => document.querySelector('[data-testid=status]').textContent.includes('stopped'), null, { timeout: 60000 });
+      assert.match(await page.textContent('[data-testid=error]'), /storage is full/);
+      assert.equal(await page.$('[data-testid=download]'), null);
+    } finally {
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+    }
+    const { files } = await mergeAndDownload();
+    assert.ok([...files.keys()].some((n) => n.endsWith('/model.safetensors')));
+  });
+
+  test('reload in the middle of a merge: the leftover file is removed at the next load', async () => {
+    await setConfig(config);
+    await page.fill('#chunk', '1024');
+    await page.waitForSelector('[data-testid=merge]:enabled');
+    await page.click('[data-testid=merge]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=progress]').value > 0.02);
+    const opfs = () => page.evaluate(async () => {
+      const names = [];
+      for await (const n of (await navigator.storage.getDirectory()).keys()) names.push(n);
+      return names;
+    });
+    assert.ok((await opfs()).length > 0);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#method').options.length > 0);
+    const deadline = Date.now() + 15000;
+    while ((await opfs()).length > 0 && Date.now() < deadline) await page.waitForTimeout(250);
+    assert.deepEqual(await opfs(), []);
+  });
+
+  test('the demo button merges with no files of the user', async () => {
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#method').options.length > 0);
+    await page.click('[data-testid=demo]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=model]').length === 3);
+    const { files } = await mergeAndDownload();
+    assert.ok([...files.keys()].some((n) => n.endsWith('/model.safetensors')));
+    assert.match(await page.textContent('[data-testid=status]'), /Done/);
+  });
+
+  test('the page makes no request but GETs of its own assets', () => {
+    const origin = new URL(server.url).origin;
+    const foreign = requests.filter((r) => !(r.url.startsWith(origin + '/') || r.url.startsWith('blob:') || r.url.startsWith('data:')));
+    assert.deepEqual(foreign, []);
+    const nonGet = requests.filter((r) => r.method !== 'GET');
+    assert.deepEqual(nonGet, []);
+    const paths = new Set(requests.filter((r) => r.url.startsWith(origin)).map((r) => new URL(r.url).pathname));
+    for (const p of paths) assert.match(p, /^\/(|index\.html|web\/.*)$/, `unexpected request ${p}`);
+    assert.ok(paths.has('/web/main.wasm'));
+    console.log(`# ${requests.length} requests, ${paths.size} distinct paths`);
+  });
+});
