@@ -56,9 +56,16 @@ test-e2e: build node_modules/playwright-core/package.json
 
 test: vet test-native test-wasm test-js test-e2e
 
+# Each fuzz target in turn for FUZZTIME (make fuzz FUZZTIME=10m); the seeds in each
+# package's testdata/fuzz run in every go test. Results: docs/reliability.md.
+FUZZ_TARGETS := ./core/safetensors:FuzzOpen ./core/safetensors:FuzzIndex ./core/config:FuzzParse ./core/plan:FuzzBuild
+
 fuzz:
-	$(GO) test ./core/safetensors -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./core/safetensors -run '^$$' -fuzz '^FuzzIndex$$' -fuzztime $(FUZZTIME)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "$(GO) test $$pkg -run '^$$' -fuzz '^$$fn$$' -fuzztime $(FUZZTIME)"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME); \
+	done
 
 # Merge throughput against the I/O floor; generates models into .cache/bench once.
 bench: build

@@ -40,6 +40,7 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quiet := fs.Bool("quiet", false, "print nothing but errors")
 	verbose := fs.Bool("v", false, "print warnings and the files written")
 	allowNonFinite := fs.Bool("allow-nonfinite", false, "merge inputs that hold NaN or Inf")
+	checkDeltasFlag := fs.Bool("check-deltas", false, "analyze the deltas first; warn when a DARE density is unsafe for a model")
 	ignored := map[string]*bool{}
 	for _, name := range ignoredFlags {
 		ignored[name] = fs.Bool(name, false, "accepted for mergekit compatibility; no effect")
@@ -88,6 +89,14 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer p.Close()
+	if err := checkNotInput(outDir, p); err != nil {
+		return err
+	}
+	if *checkDeltasFlag {
+		if err := checkDeltas(ctx, p, *chunk, stderr, *quiet); err != nil {
+			return err
+		}
+	}
 	if *dryRun {
 		fmt.Fprint(stdout, p.Summary(3))
 		return nil
@@ -229,11 +238,41 @@ func checkOutDir(dir string, overwrite bool) error {
 	return nil
 }
 
+// checkNotInput reports an error if the output folder is, or holds, a model the merge
+// reads: --overwrite would delete it.
+func checkNotInput(dir string, p *plan.Plan) error {
+	out, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for _, m := range p.Models {
+		for _, in := range []string{m.Dir, m.Path} {
+			if in == "" {
+				continue
+			}
+			abs, err := filepath.Abs(in)
+			if err != nil {
+				return err
+			}
+			if rel, err := filepath.Rel(out, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+				return fmt.Errorf("output folder %s holds the input model %s; choose another OUT_DIR", dir, m.Path)
+			}
+		}
+	}
+	return nil
+}
+
 // dirSink writes output files into a temporary folder next to the output folder and
 // renames it into place by commit, so a failed merge leaves nothing that looks like a model.
 type dirSink struct {
 	dir, tmp string
-	f        *os.File
+	f        io.WriteCloser
+}
+
+// createOutput creates one output file. It is a variable so that tests can simulate a
+// full disk with a writer that fails part way.
+var createOutput = func(name string) (io.WriteCloser, error) {
+	return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 }
 
 func newDirSink(dir string) (*dirSink, error) {
@@ -252,12 +291,33 @@ func (s *dirSink) Create(name string) (io.Writer, error) {
 	if err := s.closeFile(); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(s.tmp, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := createOutput(filepath.Join(s.tmp, name))
 	if err != nil {
 		return nil, err
 	}
-	s.f = f
-	return f, nil
+	s.f = outFile{f, filepath.Join(s.dir, name)}
+	return s.f, nil
+}
+
+// outFile is an output file in the temporary folder. Its errors name the file's final
+// path: the temporary folder is gone by the time the user reads them.
+type outFile struct {
+	io.WriteCloser
+	final string
+}
+
+func (f outFile) Write(p []byte) (int, error) {
+	n, err := f.WriteCloser.Write(p)
+	return n, f.rename(err)
+}
+
+func (f outFile) Close() error { return f.rename(f.WriteCloser.Close()) }
+
+func (f outFile) rename(err error) error {
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+		return &os.PathError{Op: pe.Op, Path: f.final, Err: pe.Err}
+	}
+	return err
 }
 
 func (s *dirSink) closeFile() error {

@@ -163,6 +163,44 @@ models:
   - model: FT2
     parameters: {weight: 0.4, density: 0.7}
 `, global: map[string]any{"rescale_norm": "l1"}, args: []map[string]any{{"weight": 0.6, "density": 0.3}, {"weight": 0.4, "density": 0.7}}},
+		{name: "breadcrumbs", yaml: `
+merge_method: breadcrumbs
+base_model: BASE
+models:
+  - model: FT1
+    parameters: {weight: 0.6, density: 0.5, gamma: 0.05}
+  - model: FT2
+    parameters: {weight: 0.4, density: 0.8}
+`, args: []map[string]any{{"weight": 0.6, "density": 0.5, "gamma": 0.05}, {"weight": 0.4, "density": 0.8}}},
+		{name: "breadcrumbs_ties", yaml: `
+merge_method: breadcrumbs_ties
+base_model: BASE
+parameters: {normalize: true}
+models:
+  - model: FT1
+    parameters: {weight: 1.0, density: 0.4, gamma: 0.0}
+  - model: FT2
+    parameters: {weight: 0.5, density: 0.6, gamma: 0.1}
+`, global: map[string]any{"normalize": true}, args: []map[string]any{{"weight": 1.0, "density": 0.4, "gamma": 0.0}, {"weight": 0.5, "density": 0.6, "gamma": 0.1}}},
+		{name: "della", yaml: `
+merge_method: della
+base_model: BASE
+models:
+  - model: FT1
+    parameters: {weight: 0.7, density: 0.4, epsilon: 0.1}
+  - model: FT2
+    parameters: {weight: 0.5, density: 0.6}
+`, args: []map[string]any{{"weight": 0.7, "density": 0.4, "epsilon": 0.1}, {"weight": 0.5, "density": 0.6}}},
+		{name: "della_linear", yaml: `
+merge_method: della_linear
+base_model: BASE
+parameters: {lambda: 1.5}
+models:
+  - model: FT1
+    parameters: {weight: 0.7, density: 0.5, epsilon: 0.3}
+  - model: FT2
+    parameters: {weight: 0.5, density: 0.3, epsilon: 0.05}
+`, global: map[string]any{"lambda": 1.5}, args: []map[string]any{{"weight": 0.7, "density": 0.5, "epsilon": 0.3}, {"weight": 0.5, "density": 0.3, "epsilon": 0.05}}},
 	}
 	for sname, spec := range specs {
 		dir := t.TempDir()
@@ -181,7 +219,7 @@ models:
 				m, _ := safetensors.OpenModel(safetensors.OSFS{}, out)
 				defer m.Close()
 				for name, g := range got {
-					ri := reference.Inputs{Method: c.name, Global: c.global, Args: c.args, Seed: 7, Index: []int{0, 1}, Name: name}
+					ri := reference.Inputs{Method: c.name, Global: c.global, Args: c.args, Seed: 7, Index: []int{0, 1}, Name: name, Shape: m.Lookup(name).Shape}
 					if ri.Method == "dare_ties_l1" {
 						ri.Method = "dare_ties"
 					}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode"
 )
 
 // FuzzParse checks that Parse never panics or hangs, that every error is an *Error wrapping
@@ -41,6 +43,9 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		if strings.IndexFunc(c.BaseModel+c.TokenizerSource, unicode.IsControl) >= 0 {
+			t.Fatalf("control character in base_model %q or tokenizer_source %q", c.BaseModel, c.TokenizerSource)
+		}
 		if string(c.Raw) != string(data) {
 			t.Fatalf("Raw differs from the input")
 		}
@@ -49,7 +54,7 @@ func FuzzParse(f *testing.F) {
 		}
 		sets := []Params{c.Parameters}
 		for _, m := range c.Models {
-			if m.Model == "" || m.Line <= 0 {
+			if m.Model == "" || m.Line <= 0 || strings.IndexFunc(m.Model, unicode.IsControl) >= 0 {
 				t.Fatalf("bad model entry %+v", m)
 			}
 			sets = append(sets, m.Parameters)
@@ -60,7 +65,7 @@ func FuzzParse(f *testing.F) {
 			}
 			sets = append(sets, s.Parameters)
 			for _, src := range s.Sources {
-				if r := src.LayerRange; r[0] < 0 || r[0] >= r[1] || src.Model == "" {
+				if r := src.LayerRange; r[0] < 0 || r[0] >= r[1] || src.Model == "" || strings.IndexFunc(src.Model, unicode.IsControl) >= 0 {
 					t.Fatalf("bad source %+v", src)
 				}
 				sets = append(sets, src.Parameters)

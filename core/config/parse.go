@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
@@ -297,6 +298,9 @@ func (p *parser) modelRef(n *yaml.Node, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := checkPath(n, key, s); err != nil {
+		return "", err
+	}
 	if strings.Contains(s, "+") {
 		return "", errorf(n.Line, key, "%q: LoRA references (model+lora) are not supported; merge the adapter into the model first", s)
 	}
@@ -340,10 +344,23 @@ func (p *parser) modelRefMap(n *yaml.Node, key string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := checkPath(pk.v, join(path, "path"), s); err != nil {
+		return "", err
+	}
 	if strings.Contains(s, "@") {
 		return "", errorf(pk.v.Line, join(path, "path"), "%q: revisions (model@revision) are not supported; give a local folder", s)
 	}
 	return s, nil
+}
+
+// checkPath rejects a model path holding control characters (a newline, an escape):
+// no file is named so, and error messages print the path, which must stay one line and
+// must not drive the terminal.
+func checkPath(n *yaml.Node, key, s string) error {
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return errorf(n.Line, key, "%q: a model path cannot hold control characters", s)
+	}
+	return nil
 }
 
 // dtypeNames maps mergekit's dtype names (and the short and safetensors spellings) to dtypes.

@@ -89,6 +89,8 @@ models:
     parameters: {weight: 1}
 `, 7, []string{"models[2].model", `"a" is listed twice (lines 3 and 7)`}},
 		{"model empty string", "merge_method: test_linear\nmodels:\n  - model: \"\"\n", 3, []string{"models[0].model", "empty string"}},
+		{"model path with a newline", "merge_method: test_linear\nmodels:\n  - model: \"a\\nb\"\n", 3, []string{"models[0].model", `"a\nb"`, "control characters"}},
+		{"base path with an escape", "merge_method: test_linear\nbase_model: {model: {path: \"\\e[2Jx\"}}\nmodels:\n  - model: a\n", 2, []string{"base_model.model.path", `"\x1b[2Jx"`, "control characters"}},
 		{"model number", "merge_method: test_linear\nmodels:\n  - model: 12\n", 3, []string{"models[0].model", "expected a string"}},
 		{"lora", "merge_method: test_linear\nmodels:\n  - model: a+b\n", 3, []string{"models[0].model", "LoRA"}},
 		{"revision", "merge_method: test_linear\nmodels:\n  - model: a@main\n", 3, []string{"models[0].model", "revision"}},

@@ -100,15 +100,46 @@ func TestChunkThreadInvariance(t *testing.T) {
 		{"ties", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
 		{"dare_ties", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.3)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
 		{"dare_linear", config.Params{"rescale_norm": scalar("l1")}, []config.Params{{"weight": scalar(1.0), "density": scalar(0.3)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"slerp", config.Params{"t": scalar(0.4)}, []config.Params{nil}},
+		{"nuslerp", nil, []config.Params{{"weight": scalar(0.3)}, {"weight": scalar(0.6)}}},
+		{"nuslerp", config.Params{"nuslerp_flatten": scalar(false)}, []config.Params{{"weight": scalar(0.3)}, {"weight": scalar(0.6)}}},
+		{"nuslerp", config.Params{"nuslerp_flatten": scalar(false), "nuslerp_row_wise": scalar(true)}, []config.Params{{"weight": scalar(0.3)}, {"weight": scalar(0.6)}}},
+		{"model_stock", nil, []config.Params{nil, nil}},
+		{"model_stock", config.Params{"filter_wise": scalar(true)}, []config.Params{nil, nil}},
+		{"breadcrumbs", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4), "gamma": scalar(0.1)}, {"weight": scalar(0.5), "density": scalar(0.6), "gamma": scalar(0.0)}}},
+		{"breadcrumbs_ties", config.Params{"rescale": scalar(true)}, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"della", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4), "epsilon": scalar(0.2)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"della_linear", config.Params{"rescale_norm": scalar("l1")}, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6), "epsilon": scalar(0.3)}}},
 	}
+	configs := map[string]*config.Config{}
+	for i, m := range methods {
+		configs[fmt.Sprintf("%d-%s", i, m.name)] = cfgFor(dir, m.name, m.global, m.args...)
+	}
+	// Without a base: nuslerp of two models, passthrough of one; passthrough stacking
+	// layers and slerp with a gradient over slices.
+	noBase := cfgFor(dir, "nuslerp", nil, config.Params{"weight": scalar(1.0)}, config.Params{"weight": scalar(2.0)})
+	noBase.BaseModel = ""
+	configs["nuslerp-no-base"] = noBase
+	pass := cfgFor(dir, "passthrough", nil, config.Params{"scale": scalar(0.7)})
+	pass.BaseModel = ""
+	configs["passthrough"] = pass
+	stack := &config.Config{MergeMethod: "passthrough", Raw: []byte("merge_method: passthrough\n"), Slices: []config.Slice{
+		{Sources: []config.Source{{Model: filepath.Join(dir, "ft1"), LayerRange: [2]int{0, 2}}}},
+		{Sources: []config.Source{{Model: filepath.Join(dir, "ft2"), LayerRange: [2]int{1, 2}}}},
+	}}
+	configs["passthrough-slices"] = stack
+	slerpSlices := &config.Config{MergeMethod: "slerp", BaseModel: filepath.Join(dir, "base"), Raw: []byte("merge_method: slerp\n"),
+		Parameters: config.Params{"t": config.Value{Gradient: []float64{0.2, 0.9}}}, Slices: []config.Slice{{Sources: []config.Source{
+			{Model: filepath.Join(dir, "base"), LayerRange: [2]int{0, 2}}, {Model: filepath.Join(dir, "ft2"), LayerRange: [2]int{0, 2}},
+		}}}}
+	configs["slerp-slices"] = slerpSlices
 	threads := []int{1, 4}
 	chunks := []int{1, 7, 1000, DefaultChunkSize}
 	if runtime.GOOS == "js" {
 		chunks = []int{7, 1000, DefaultChunkSize} // chunk 1 is slow under wasm; covered natively
 	}
-	for _, m := range methods {
-		t.Run(m.name, func(t *testing.T) {
-			c := cfgFor(dir, m.name, m.global, m.args...)
+	for name, c := range configs {
+		t.Run(name, func(t *testing.T) {
 			want := ""
 			for _, th := range threads {
 				for _, ch := range chunks {

@@ -118,6 +118,16 @@ type Kernel interface {
 	Merge(dst []float32, off int64, in [][]float32)
 }
 
+// InputError is an error of Method.Check about one input (an index into Tensor.Args), so
+// the caller can name that model's file.
+type InputError struct {
+	Input int
+	Err   error
+}
+
+func (e *InputError) Error() string { return fmt.Sprintf("input %d: %v", e.Input, e.Err) }
+func (e *InputError) Unwrap() error { return e.Err }
+
 var registry = map[string]Method{}
 
 // Register adds m to the registry. It panics if the name is taken (a programmer error).

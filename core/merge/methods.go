@@ -5,6 +5,8 @@ package merge
 func init() {
 	for _, m := range []Method{
 		linear{}, taskArithmetic, ties, dareLinear, dareTies,
+		breadcrumbs, breadcrumbsTies, della, dellaLinear,
+		slerp{}, nuslerp{}, modelStock{}, passthrough{},
 	} {
 		Register(m)
 	}

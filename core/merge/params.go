@@ -41,3 +41,13 @@ func int8MaskParam() Param {
 	return Param{Name: "int8_mask", Kind: Bool, Scope: Global, Default: false,
 		Doc: "accepted for mergekit configs; no effect (masks are never stored)"}
 }
+
+func gammaParam() Param {
+	return Param{Name: "gamma", Kind: Float, Scope: PerModel, Default: 0.01, Min: 0, Max: 1,
+		Doc: "fraction of largest-magnitude delta elements dropped as outliers"}
+}
+
+func epsilonParam() Param {
+	return Param{Name: "epsilon", Kind: Float, Scope: PerModel, Default: 0.15, Min: 0, Max: 1,
+		Doc: "spread of keep probabilities around density, by magnitude rank within each row"}
+}

@@ -1,6 +1,11 @@
 package merge
 
-import "math"
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+)
 
 // The task-vector family (design.md §5) shares one pipeline per tensor:
 // deltas → sparsify each → × weight → sign consensus (TIES-style) → sum → normalize → × λ → + base.
@@ -18,6 +23,8 @@ const (
 	noSparsify sparsifier = iota
 	topK                  // magnitude top-k (TIES)
 	dareDrop              // random drop (DARE)
+	outliers              // magnitude window without the largest outliers (breadcrumbs)
+	magprune              // rank-based random drop per row (DELLA)
 )
 
 type taskVector struct {
@@ -30,23 +37,45 @@ type taskVector struct {
 func (m *taskVector) Name() string      { return m.name }
 func (m *taskVector) Params() []Param   { return m.params }
 func (m *taskVector) Inputs() InputRule { return InputRule{Base: Required, MinModels: 1} }
-func (m *taskVector) Check(*Tensor) error {
+
+// Check validates DELLA's window: every keep probability in (0, 1].
+func (m *taskVector) Check(t *Tensor) error {
+	if m.sparsify != magprune {
+		return nil
+	}
+	for j, a := range t.Args {
+		if j == 0 && t.HasBase {
+			continue
+		}
+		rho, eps := a.Float("density"), a.Float("epsilon")
+		if rho-eps <= 0 {
+			return &InputError{j, fmt.Errorf("density %g and epsilon %g: %s needs density - epsilon > 0 (keep probabilities range from density - epsilon to density + epsilon)", rho, eps, m.name)}
+		}
+		if rho+eps > 1 {
+			return &InputError{j, fmt.Errorf("density %g and epsilon %g: %s needs density + epsilon <= 1 (keep probabilities range from density - epsilon to density + epsilon)", rho, eps, m.name)}
+		}
+	}
 	return nil
 }
 
-// tvKernel merges one tensor. Input 0 is the base; model k is input k+1.
+// tvKernel merges one tensor. Input 0 is the base; model j is input j+1.
 type tvKernel struct {
 	m         *taskVector
 	n         int64
 	w         []float64 // weights
 	div       float64   // Σ w when normalizing without consensus, else 1
 	rho       []float64 // densities
+	eps       []float64 // DELLA's epsilons
 	lambda    float64
 	normalize bool
-	inverse   bool // rescale by 1/ρ
+	inverse   bool // rescale by 1/ρ (DELLA: by each element's own p)
 	l1        bool // rescale to the unsparsified L1 norm
-	sel       []*selector
-	stream    []Stream
+	// Selections per model: top (top-k, or breadcrumbs' n_top largest) and bot
+	// (breadcrumbs' n_bot smallest); nil when unused.
+	top, bot []*selector
+	stream   []Stream
+	rowLen   int64     // DELLA ranks within rows of this length
+	scratch  sync.Pool // *rowScratch for DELLA's ranks
 	// L1 rescale: Σ|d| and Σ|sparse(d)| per model, then the factor.
 	abs, kept []float64
 	scale     []float64
@@ -55,13 +84,13 @@ type tvKernel struct {
 
 func (m *taskVector) New(t *Tensor) Kernel {
 	nm := len(t.Args) - 1
-	var wsum float64
 	k := &tvKernel{m: m, n: t.N, w: make([]float64, nm), rho: make([]float64, nm), scale: make([]float64, nm),
-		lambda: t.Global.Float("lambda"), normalize: t.Global.Bool("normalize"), div: 1}
+		lambda: t.Global.Float("lambda"), normalize: t.Global.Bool("normalize"), div: 1, rowLen: 1}
 	if m.sparsify != noSparsify && t.Global.Bool("rescale") {
 		k.inverse = t.Global.String("rescale_norm") != "l1"
 		k.l1 = !k.inverse
 	}
+	var wsum float64
 	for j := range nm {
 		a := t.Args[j+1]
 		k.w[j] = a.Float("weight")
@@ -71,16 +100,35 @@ func (m *taskVector) New(t *Tensor) Kernel {
 			k.rho[j] = a.Float("density")
 		}
 		k.scale[j] = 1
+		target := t.N
+		if k.rho[j] < 1 {
+			target = int64(math.Floor(k.rho[j] * float64(t.N)))
+		}
 		switch m.sparsify {
 		case topK:
-			keep := t.N
-			if k.rho[j] < 1 {
-				keep = int64(math.Floor(k.rho[j] * float64(t.N)))
+			k.top = append(k.top, newSelector(target, t.N, true, true))
+		case outliers:
+			// Ascending by |d| with ties by index, keep positions [nBot, n-nTop).
+			nTop := int64(math.Floor(a.Float("gamma") * float64(t.N)))
+			nBot := t.N - target - nTop
+			if nBot < 0 {
+				nTop, nBot = nTop+nBot, 0
 			}
-			k.sel = append(k.sel, newSelector(keep, t.N, true, true))
-		case dareDrop:
+			k.top = append(k.top, newSelector(nTop, t.N, true, false))
+			k.bot = append(k.bot, newSelector(nBot, t.N, false, true))
+		case magprune:
+			k.eps = append(k.eps, a.Float("epsilon"))
+		}
+		if m.sparsify == dareDrop || m.sparsify == magprune {
 			k.stream = append(k.stream, NewStream(t.Seed, t.Models[j+1], t.Name))
 		}
+	}
+	if m.sparsify == magprune && len(t.Shape) > 0 {
+		k.rowLen = t.N
+		if len(t.Shape) > 1 && t.Shape[0] > 0 {
+			k.rowLen = t.N / t.Shape[0]
+		}
+		k.rowLen = max(1, k.rowLen)
 	}
 	if k.normalize && !m.consensus && math.Abs(wsum) >= 1e-8 {
 		k.div = wsum
@@ -91,16 +139,27 @@ func (m *taskVector) New(t *Tensor) Kernel {
 	return k
 }
 
-func (k *tvKernel) Granule() int64 { return 1 }
+// Granule is the row length for DELLA (ranks are per row), else 1.
+func (k *tvKernel) Granule() int64 { return k.rowLen }
+
+// selecting reports whether model j still needs selection passes.
+func (k *tvKernel) selecting(j int) bool {
+	return (k.top != nil && !k.top[j].done()) || (k.bot != nil && !k.bot[j].done())
+}
 
 func (k *tvKernel) NeedPass(pass int) bool {
 	if k.phase == 0 {
 		more := false
-		for _, s := range k.sel {
-			if pass > 0 {
-				s.endPass()
+		for j := range k.w {
+			for _, s := range [][]*selector{k.top, k.bot} {
+				if s == nil {
+					continue
+				}
+				if pass > 0 {
+					s[j].endPass()
+				}
+				more = more || !s[j].done()
 			}
-			more = more || !s.done()
 		}
 		if more {
 			return true
@@ -123,75 +182,93 @@ func (k *tvKernel) NeedPass(pass int) bool {
 
 func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 	base := in[0]
-	for j := range k.w {
-		x := in[j+1]
-		if k.phase == 0 {
-			if s := k.sel[j]; !s.done() {
-				for i := range x {
-					x[i] -= base[i] // the float32 delta ranks magnitudes
+	if k.phase == 0 {
+		for j := range k.w {
+			if !k.selecting(j) {
+				continue
+			}
+			x := in[j+1]
+			for i := range x {
+				x[i] -= base[i] // the float32 delta ranks magnitudes
+			}
+			for _, s := range [][]*selector{k.top, k.bot} {
+				if s != nil && !s[j].done() {
+					s[j].observe(off, x)
 				}
-				s.observe(off, x)
-			}
-			continue
-		}
-		var a, c float64
-		for i, b := range base {
-			d := math.Abs(float64(x[i]) - float64(b))
-			a += d
-			if k.keep(j, off+int64(i), x[i]-b) {
-				c += d
 			}
 		}
-		k.abs[j] += a
-		k.kept[j] += c
+		return
 	}
-}
-
-// keep reports whether model j keeps delta element i, whose float32 delta is d.
-func (k *tvKernel) keep(j int, i int64, d float32) bool {
-	switch k.m.sparsify {
-	case topK:
-		return k.sel[j].in(i, d)
-	case dareDrop:
-		return k.rho[j] >= 1 || k.stream[j].Keep(i, k.rho[j])
+	// The L1 pass: W[j] holds 1 where model j keeps an element; sums in element order.
+	var w [1][block]float64
+	var probs []float64
+	var s *rowScratch
+	if k.m.sparsify == magprune {
+		s = k.getScratch()
+		defer k.scratch.Put(s)
 	}
-	return true
+	for lo, hi := 0, 0; lo < len(base); lo = hi {
+		hi = k.blockEnd(off, lo, len(base))
+		b := base[lo:hi]
+		for j := range k.w {
+			x := in[j+1][lo:hi]
+			if s != nil {
+				probs = k.probs(s, j, off, in[j+1], base, lo, hi)
+			}
+			k.mask(w[0][:len(b)], j, off+int64(lo), x, b, probs)
+			var a, c float64
+			for i := range b {
+				d := math.Abs(float64(x[i]) - float64(b[i]))
+				a += d
+				if w[0][i] != 0 {
+					c += d
+				}
+			}
+			k.abs[j] += a
+			k.kept[j] += c
+		}
+	}
 }
 
 // block is the number of elements Merge sparsifies per model before combining them; its
 // scratch lives on the stack.
 const block = 256
 
-// sparsify writes model j's weighted sparse delta w_j·sparse(d_j) for elements
-// [off, off+len(w)) into w. Explicit float64 conversions round every product, so no
-// platform fuses a multiply-add and outputs stay byte-identical everywhere.
-func (k *tvKernel) sparsify(w []float64, j int, off int64, x, b []float32) {
+// mask writes, for elements [off, off+len(w)) of model j, 0 where the element is dropped
+// and the survivor's rescale divisor (ρ, DELLA's p, or 1) where it is kept. probs holds
+// DELLA's keep probabilities of these elements.
+func (k *tvKernel) mask(w []float64, j int, off int64, x, b []float32, probs []float64) {
 	x, b = x[:len(w)], b[:len(w)]
-	f, rho := k.w[j], k.rho[j]
+	rho := k.rho[j]
 	switch {
-	case k.m.sparsify == noSparsify || rho >= 1:
+	case k.m.sparsify == noSparsify || (rho >= 1 && k.m.sparsify != outliers):
 		for i := range w {
-			w[i] = float64((float64(x[i]) - float64(b[i])) * f)
+			w[i] = 1
 		}
 		return
 	case rho <= 0:
 		clear(w)
 		return
 	}
-	// Survivors are d/ρ·w (inverse), d·s·w (L1) or d·w.
-	div, mul := 1.0, 1.0
+	div := 1.0
 	if k.inverse {
 		div = rho
-	} else if k.l1 {
-		mul = k.scale[j]
 	}
 	switch k.m.sparsify {
 	case topK:
-		sel := k.sel[j]
+		sel := k.top[j]
 		for i := range w {
 			w[i] = 0
 			if sel.in(off+int64(i), x[i]-b[i]) {
-				w[i] = float64(float64(float64((float64(x[i])-float64(b[i]))/div)*mul) * f)
+				w[i] = div
+			}
+		}
+	case outliers:
+		top, bot := k.top[j], k.bot[j]
+		for i := range w {
+			w[i] = 0
+			if d := x[i] - b[i]; !top.in(off+int64(i), d) && !bot.in(off+int64(i), d) {
+				w[i] = div
 			}
 		}
 	case dareDrop:
@@ -199,8 +276,33 @@ func (k *tvKernel) sparsify(w []float64, j int, off int64, x, b []float32) {
 		for i := range w {
 			w[i] = 0
 			if st.Keep(off+int64(i), rho) {
-				w[i] = float64(float64(float64((float64(x[i])-float64(b[i]))/div)*mul) * f)
+				w[i] = div
 			}
+		}
+	case magprune:
+		st := k.stream[j]
+		probs = probs[:len(w)]
+		for i, p := range probs {
+			w[i] = 0
+			if st.Keep(off+int64(i), p) {
+				w[i] = 1
+				if k.inverse {
+					w[i] = p
+				}
+			}
+		}
+	}
+}
+
+// sparsify turns model j's mask (from mask) into its weighted sparse delta
+// w_j·sparse(d_j). Explicit float64 conversions round every product, so no platform fuses
+// a multiply-add and outputs stay byte-identical everywhere.
+func (k *tvKernel) sparsify(w []float64, j int, x, b []float32) {
+	x, b = x[:len(w)], b[:len(w)]
+	f, mul := k.w[j], k.scale[j]
+	for i, div := range w {
+		if div != 0 {
+			w[i] = float64(float64(float64((float64(x[i])-float64(b[i]))/div)*mul) * f)
 		}
 	}
 }
@@ -213,11 +315,21 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 		W = make([][block]float64, len(models))
 	}
 	W = W[:len(models)]
-	for lo := 0; lo < len(base); lo += block {
-		hi := min(len(base), lo+block)
+	var s *rowScratch
+	if k.m.sparsify == magprune {
+		s = k.getScratch()
+		defer k.scratch.Put(s)
+	}
+	for lo, hi := 0, 0; lo < len(base); lo = hi {
+		hi = k.blockEnd(off, lo, len(base))
 		b := base[lo:hi]
 		for j, x := range models {
-			k.sparsify(W[j][:len(b)], j, off+int64(lo), x[lo:hi], b)
+			var p []float64
+			if s != nil {
+				p = k.probs(s, j, off, x, base, lo, hi)
+			}
+			k.mask(W[j][:len(b)], j, off+int64(lo), x[lo:hi], b, p)
+			k.sparsify(W[j][:len(b)], j, x[lo:hi], b)
 		}
 		k.combine(dst[lo:hi], b, W)
 	}
@@ -255,4 +367,66 @@ func (k *tvKernel) combine(dst, b []float32, W [][block]float64) {
 		}
 		dst[i] = float32(float64(b[i]) + float64(k.lambda*(sum/div)))
 	}
+}
+
+// rowScratch holds DELLA's per-row work: sort keys and, per model, the keep probability
+// of every element of the row it last ranked.
+type rowScratch struct {
+	keys  []uint64
+	probs [][]float64
+	row   []int64 // per model, the row whose probabilities probs holds (-1: none)
+}
+
+func (k *tvKernel) getScratch() *rowScratch {
+	s, _ := k.scratch.Get().(*rowScratch)
+	if s == nil {
+		n := max(k.rowLen, block)
+		s = &rowScratch{keys: make([]uint64, 0, n), probs: make([][]float64, len(k.w)), row: make([]int64, len(k.w))}
+		for j := range s.probs {
+			s.probs[j] = make([]float64, n)
+		}
+	}
+	for j := range s.row {
+		s.row[j] = -1
+	}
+	return s
+}
+
+// blockEnd returns the end of the block starting at chunk element lo: block elements on,
+// but never past the end of a DELLA row, so each block lies in one row.
+func (k *tvKernel) blockEnd(off int64, lo, n int) int {
+	hi := min(n, lo+block)
+	if k.rowLen > 1 {
+		rowEnd := int((off+int64(lo))/k.rowLen*k.rowLen + k.rowLen - off)
+		hi = min(hi, rowEnd)
+	}
+	return hi
+}
+
+// probs returns DELLA's keep probabilities of model j for chunk elements [lo, hi), which lie
+// in one row; the chunk starts at tensor index off and holds whole rows. The row is ranked
+// once: |d| ascending, rank from 1, ties by index, p = (ρ − ε) + 2ε·(rank − 1)/(ncols − 1).
+func (k *tvKernel) probs(s *rowScratch, j int, off int64, x, base []float32, lo, hi int) []float64 {
+	n, rho, eps := k.rowLen, k.rho[j], k.eps[j]
+	p := s.probs[j]
+	if n == 1 {
+		for i := range hi - lo {
+			p[i] = rho
+		}
+		return p[:hi-lo]
+	}
+	row := (off + int64(lo)) / n
+	rs := int(row*n - off)
+	if s.row[j] != row {
+		s.row[j] = row
+		keys := s.keys[:0]
+		for c := range int(n) {
+			keys = append(keys, uint64(magKey(x[rs+c]-base[rs+c]))<<32|uint64(c))
+		}
+		slices.Sort(keys)
+		for r, kv := range keys {
+			p[kv&0xffffffff] = (rho - eps) + 2*eps*float64(r)/float64(n-1)
+		}
+	}
+	return p[lo-rs : hi-rs]
 }

@@ -15,7 +15,9 @@ import (
 	"freelunch/core/safetensors"
 )
 
-// ErrPlan is wrapped by every planning error (errors.Is(err, ErrPlan)).
+// ErrPlan is wrapped by every planning error (errors.Is(err, ErrPlan)) except those of
+// opening a model's files, which wrap the safetensors errors (ErrNotFound, ErrFormat,
+// ErrHeaderTooLarge) and name the model.
 var ErrPlan = errors.New("plan: invalid merge")
 
 // DefaultShardSize is the default --out-shard-size: 5B bytes (5,000,000,000).
@@ -149,6 +151,10 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 		}
 		m, err := safetensors.OpenModel(fsys, path)
 		if err != nil {
+			if strings.Contains(err.Error(), path) {
+				// The error names the file, under path: saying path again is noise.
+				return nil, err
+			}
 			return nil, fmt.Errorf("model %s: %w", path, err)
 		}
 		opened[path] = m
@@ -254,12 +260,24 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 					return nil, errorf("slices[%d]: layer_range [%d, %d) of %s is past its %d layers", gi, in.start, in.start+g.n, in.path, n)
 				}
 			}
-			for j := 0; j < g.n; j++ {
-				l := g.ref().start + j
-				for _, t := range g.ref().model.Tensors() {
-					if config.LayerOf(t.Name) != l {
-						continue
+			// Layer by layer, each in the model's tensor order. Only the layers that have
+			// tensors are visited: a range is bounded by the largest layer number in a
+			// tensor name, which a file may set as high as layer_range allows (2^20).
+			byLayer := map[int][]*safetensors.Tensor{}
+			var present []int
+			start := g.ref().start
+			for _, t := range g.ref().model.Tensors() {
+				if l := config.LayerOf(t.Name); l >= start && l < start+g.n {
+					if byLayer[l] == nil {
+						present = append(present, l)
 					}
+					byLayer[l] = append(byLayer[l], t)
+				}
+			}
+			sort.Ints(present)
+			for _, l := range present {
+				j := l - start
+				for _, t := range byLayer[l] {
 					if err := add(g, t.Name, renumber(t.Name, g.out+j), j, g.n); err != nil {
 						return nil, err
 					}
@@ -276,6 +294,12 @@ func Build(cfg *config.Config, fsys safetensors.FS, opts Options) (_ *Plan, err 
 		}
 	}
 
+	if len(p.Entries) == 0 {
+		if len(p.Base.Tensors()) == 0 {
+			return nil, errorf("model %s holds no tensors; there is nothing to merge", refPath)
+		}
+		return nil, errorf("the slices select no tensors of %s; there is nothing to merge", refPath)
+	}
 	specs := make([]safetensors.TensorSpec, len(p.Entries))
 	seen := make(map[string]bool, len(p.Entries))
 	for i, e := range p.Entries {
@@ -339,6 +363,10 @@ func newGroup(cfg *config.Config, method merge.Method, entries []config.ModelEnt
 	if len(others) < rule.MinModels {
 		return nil, errorf("%smerge_method %s needs at least %d models besides the base, the config has %d",
 			where, method.Name(), rule.MinModels, len(others))
+	}
+	if rule.MaxModels > 0 && len(others) > rule.MaxModels && rule.BaseIsInput && base != nil {
+		return nil, errorf("%smerge_method %s takes at most %d model(s), base_model %s included; the config has %d",
+			where, method.Name(), rule.MaxModels, cfg.BaseModel, len(others))
 	}
 	if rule.MaxModels > 0 && len(others) > rule.MaxModels {
 		return nil, errorf("%smerge_method %s takes at most %d models besides the base, the config has %d",
@@ -470,6 +498,10 @@ func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Par
 		mt.Models = append(mt.Models, s.index)
 	}
 	if err := method.Check(mt); err != nil {
+		var ie *merge.InputError
+		if errors.As(err, &ie) && ie.Input >= 0 && ie.Input < len(g.inputs) {
+			return e, fmt.Errorf("%w: model %s, tensor %q: %w", ErrPlan, g.inputs[ie.Input].path, outName, ie.Err)
+		}
 		return e, fmt.Errorf("%w: tensor %q: %w", ErrPlan, outName, err)
 	}
 	e.Merge = mt
@@ -487,13 +519,14 @@ func resolve(prm merge.Param, name string, layer, layers int, sets ...config.Par
 }
 
 // layerCount reads the layer count from config.json (num_hidden_layers, n_layer, ...) or
-// else returns the largest layer index of the model's tensors + 1.
+// else returns the largest layer index of the model's tensors + 1. A count above
+// maxLayers is ignored: converting 1e300 to int gives a meaningless (negative) count.
 func layerCount(cfgJSON []byte, m *safetensors.Model) int {
 	if cfgJSON != nil {
 		var c map[string]any
 		if json.Unmarshal(cfgJSON, &c) == nil {
 			for _, k := range LayerKeys {
-				if f, ok := c[k].(float64); ok && f >= 1 && f == math.Trunc(f) {
+				if f, ok := c[k].(float64); ok && f >= 1 && f <= maxLayers && f == math.Trunc(f) {
 					return int(f)
 				}
 			}
@@ -507,6 +540,10 @@ func layerCount(cfgJSON []byte, m *safetensors.Model) int {
 	}
 	return n
 }
+
+// maxLayers bounds a layer count read from config.json; no model comes near it (the
+// config's layer_range has the same bound).
+const maxLayers = 1 << 20
 
 // LayerKeys are the config.json keys that hold a model's layer count, in order of preference.
 var LayerKeys = []string{"num_hidden_layers", "n_layer", "num_layers", "n_layers"}

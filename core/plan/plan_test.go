@@ -162,3 +162,28 @@ func TestShards(t *testing.T) {
 		t.Errorf("%d specs for %d entries", k, len(p.Entries))
 	}
 }
+
+// TestIssue7LayerCount: a config.json layer count too large for an int (1e300) once
+// became a negative count, which silently flattened every gradient to its first value.
+// It is now ignored in favour of the tensors' largest layer number + 1.
+func TestIssue7LayerCount(t *testing.T) {
+	m, err := safetensors.OpenModel(fuzzFS(t, nil, nil, 0), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for cfg, want := range map[string]int{
+		`{"num_hidden_layers": 1e300}`:            2,
+		`{"num_hidden_layers": 1048577}`:          2,
+		`{"num_hidden_layers": 1048576}`:          1 << 20,
+		`{"num_hidden_layers": 5}`:                5,
+		`{"num_hidden_layers": -3, "n_layer": 4}`: 4,
+		`{"num_hidden_layers": 2.5}`:              2,
+		`{"num_hidden_layers": "12"}`:             2,
+		`not json`:                                2,
+	} {
+		if got := layerCount([]byte(cfg), m); got != want {
+			t.Errorf("layerCount(%s) = %d, want %d", cfg, got, want)
+		}
+	}
+}

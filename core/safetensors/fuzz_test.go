@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"unicode"
 
 	"freelunch/core/dtype"
 )
@@ -57,6 +59,9 @@ func FuzzOpen(f *testing.F) {
 			if !errors.As(err, &fe) || (!errors.Is(err, ErrFormat) && !errors.Is(err, ErrHeaderTooLarge)) || fe.File != "fuzz" {
 				t.Fatalf("Open = %#v, want a *FormatError wrapping ErrFormat or ErrHeaderTooLarge", err)
 			}
+			if strings.IndexFunc(err.Error(), unicode.IsControl) >= 0 {
+				t.Fatalf("Open error %q is not one line of printable text", err)
+			}
 			return
 		}
 		var pos int64
@@ -86,6 +91,7 @@ func FuzzIndex(f *testing.F) {
 		`{"weight_map":{"a":"../x"}}`,
 		`{"weight_map":{"a":"x","a":"y"}}`,
 		`{"weight_map":{}}`,
+		`{"weight_map":{"a":"x\ny.safetensors"}}`,
 		`{"weight_map":{"\u00fc\n":"s.safetensors"},"extra":[1,{"x":null}]}`,
 	} {
 		f.Add([]byte(s))
@@ -96,6 +102,9 @@ func FuzzIndex(f *testing.F) {
 			var fe *FormatError
 			if !errors.As(err, &fe) || !errors.Is(err, ErrFormat) {
 				t.Fatalf("parseIndex = %#v, want a *FormatError wrapping ErrFormat", err)
+			}
+			if strings.IndexFunc(err.Error(), unicode.IsControl) >= 0 {
+				t.Fatalf("parseIndex error %q is not one line of printable text", err)
 			}
 			return
 		}
@@ -110,7 +119,7 @@ func FuzzIndex(f *testing.F) {
 				t.Fatalf("tensor %q twice", e.Tensor)
 			}
 			seen[e.Tensor] = true
-			if !validShardName(e.Shard) {
+			if !validShardName(e.Shard) || strings.IndexFunc(e.Shard, unicode.IsControl) >= 0 {
 				t.Fatalf("shard name %q accepted", e.Shard)
 			}
 			if byShard[e.Shard] == nil {

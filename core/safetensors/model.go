@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -217,7 +218,10 @@ func readAll(b Blob, name string, limit int64) ([]byte, error) {
 // validShardName reports whether s is a plain file name: not empty, ".", "..", and without a
 // path separator of any OS or a NUL.
 func validShardName(s string) bool {
-	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
+	// Control characters are not path separators, but no tool names a shard with them,
+	// and error messages print the name: a newline or an escape must not reach them.
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\") &&
+		!strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // parseIndex parses a model.safetensors.index.json: an object with a "weight_map" object mapping

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 )
 
 // Inputs of one tensor: Base (nil when the method has no base) and Models, each with its
@@ -68,8 +69,16 @@ func Merge(in Inputs) ([]float64, error) {
 	switch in.Method {
 	case "linear":
 		return linear(in), nil
-	case "task_arithmetic", "ties", "dare_linear", "dare_ties":
+	case "task_arithmetic", "ties", "dare_linear", "dare_ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear":
 		return taskVectors(in), nil
+	case "slerp":
+		return slerp(in), nil
+	case "nuslerp":
+		return nuslerp(in), nil
+	case "model_stock":
+		return modelStock(in), nil
+	case "passthrough":
+		return passthrough(in), nil
 	}
 	return nil, fmt.Errorf("reference: method %s not implemented", in.Method)
 }
@@ -95,9 +104,9 @@ func linear(in Inputs) []float64 {
 
 func taskVectors(in Inputs) []float64 {
 	n := len(in.Base)
-	consensus := in.Method == "ties" || in.Method == "dare_ties"
-	normDefault := in.Method == "ties"
-	rescaleDefault := in.Method == "dare_linear" || in.Method == "dare_ties"
+	consensus := in.Method == "ties" || in.Method == "dare_ties" || in.Method == "breadcrumbs_ties" || in.Method == "della"
+	normDefault := in.Method == "ties" || in.Method == "della"
+	rescaleDefault := in.Method == "dare_linear" || in.Method == "dare_ties" || in.Method == "della" || in.Method == "della_linear"
 	normalize := b(in.Global, "normalize", normDefault)
 	rescale := b(in.Global, "rescale", rescaleDefault)
 	lambda := f(in.Global, "lambda", 1)
@@ -111,11 +120,25 @@ func taskVectors(in Inputs) []float64 {
 			rank[i] = float64(x[i] - in.Base[i]) // magnitudes rank as float32 (design decision in core/merge)
 		}
 		rho := f(in.Args[k], "density", 1)
+		// p[i] is element i's keep probability, the divisor of inverse rescaling.
+		p := make([]float64, n)
+		for i := range p {
+			p[i] = rho
+		}
+		var kept []bool
 		switch in.Method {
 		case "ties":
-			d = topK(d, rank, rho)
+			kept = topK(rank, rho)
+		case "breadcrumbs", "breadcrumbs_ties":
+			kept = window(rank, rho, f(in.Args[k], "gamma", 0.01))
 		case "dare_linear", "dare_ties":
-			d = dare(d, rho, rescale, s(in.Global, "rescale_norm", "inverse"), in.Seed, in.Index[k], in.Name)
+			kept = drop(p, in.Seed, in.Index[k], in.Name)
+		case "della", "della_linear":
+			p = magprune(rank, rho, f(in.Args[k], "epsilon", 0.15), in.Shape)
+			kept = drop(p, in.Seed, in.Index[k], in.Name)
+		}
+		if kept != nil && rho < 1 || strings.HasPrefix(in.Method, "della") || strings.HasPrefix(in.Method, "breadcrumbs") {
+			d = sparsify(d, kept, p, rescale, s(in.Global, "rescale_norm", "inverse"))
 		}
 		w := f(in.Args[k], "weight", 0)
 		ws[k] = w
@@ -157,39 +180,98 @@ func taskVectors(in Inputs) []float64 {
 	return out
 }
 
-// topK keeps the d of the floor(rho*n) largest |rank|, ties by lower index.
-func topK(d, rank []float64, rho float64) []float64 {
-	n := len(d)
+// order returns the indices sorted by |rank| ascending (desc when largest), ties by lower
+// index first.
+func order(rank []float64, largest bool) []int {
+	idx := make([]int, len(rank))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, c int) bool {
+		x, y := math.Abs(rank[idx[a]]), math.Abs(rank[idx[c]])
+		if largest {
+			return x > y
+		}
+		return x < y
+	})
+	return idx
+}
+
+// topK marks the floor(rho*n) largest |rank|, ties by lower index.
+func topK(rank []float64, rho float64) []bool {
+	n := len(rank)
 	k := int(math.Floor(rho * float64(n)))
 	if rho >= 1 {
 		k = n
 	}
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
+	kept := make([]bool, n)
+	for _, i := range order(rank, true)[:max(0, min(k, n))] {
+		kept[i] = true
 	}
-	sort.SliceStable(idx, func(a, c int) bool { return math.Abs(rank[idx[a]]) > math.Abs(rank[idx[c]]) })
-	out := make([]float64, n)
-	for _, i := range idx[:max(0, min(k, n))] {
-		out[i] = d[i]
-	}
-	return out
+	return kept
 }
 
-func dare(d []float64, rho float64, rescale bool, norm string, seed uint64, model int, name string) []float64 {
+// window marks breadcrumbs' ascending positions [n_bot, n - n_top).
+func window(rank []float64, rho, gamma float64) []bool {
+	n := len(rank)
+	target := int(math.Floor(rho * float64(n)))
 	if rho >= 1 {
-		return d
+		target = n
 	}
-	out := make([]float64, len(d))
-	if rho <= 0 {
-		return out
+	top := int(math.Floor(gamma * float64(n)))
+	bot := n - target - top
+	if bot < 0 {
+		top, bot = top+bot, 0
 	}
-	for i := range d {
-		if Uniform(seed, model, name, int64(i)) < rho {
-			out[i] = d[i]
-			if rescale && norm == "inverse" {
-				out[i] /= rho
+	kept := make([]bool, n)
+	for _, i := range order(rank, false)[bot : n-top] {
+		kept[i] = true
+	}
+	return kept
+}
+
+// drop marks the elements whose §4 draw is below their keep probability p.
+func drop(p []float64, seed uint64, model int, name string) []bool {
+	kept := make([]bool, len(p))
+	for i := range p {
+		kept[i] = p[i] >= 1 || Uniform(seed, model, name, int64(i)) < p[i]
+	}
+	return kept
+}
+
+// magprune returns DELLA's keep probability per element: per row ([shape[0], rest]), rank
+// |rank| ascending from 1 (ties by index), p = (rho-eps) + 2 eps (rank-1)/(ncols-1).
+func magprune(rank []float64, rho, eps float64, shape []int64) []float64 {
+	n := len(rank)
+	cols := n
+	if len(shape) > 1 && shape[0] > 0 {
+		cols = n / int(shape[0])
+	}
+	p := make([]float64, n)
+	for r0 := 0; r0 < n; r0 += cols {
+		row := rank[r0 : r0+cols]
+		for pos, i := range order(row, false) {
+			if cols == 1 {
+				p[r0+i] = rho
+			} else {
+				p[r0+i] = (rho - eps) + 2*eps*float64(pos)/float64(cols-1)
 			}
+		}
+	}
+	return p
+}
+
+// sparsify zeroes dropped elements and rescales survivors: inverse divides by p, l1
+// restores the L1 norm (skipped when either norm is below 1e-7).
+func sparsify(d []float64, kept []bool, p []float64, rescale bool, norm string) []float64 {
+	out := make([]float64, len(d))
+	for i := range d {
+		if !kept[i] {
+			continue
+		}
+		out[i] = d[i]
+		if rescale && norm == "inverse" {
+			out[i] /= p[i]
 		}
 	}
 	if rescale && norm == "l1" {
