@@ -32,7 +32,8 @@ const histPerOctave = 4
 //     that the DARE check (analyze.CheckDARE) runs without reading the models again.
 //
 // and "cosine", the matrix of overall cosines between the models' deltas (null when
-// undefined), and "skipped", the tensors left out and why.
+// undefined), "skipped", the tensors left out and why, and "limits", the verdicts'
+// thresholds (the relative norms of "not derived" and of "too large for aggressive DARE").
 func runAnalyze(ctx context.Context, fsys fileFS, req request) (map[string]any, error) {
 	if req.Base == "" || len(req.Models) == 0 {
 		return nil, errors.New("analyze needs a base model and at least one other model")
@@ -120,6 +121,8 @@ func runAnalyze(ctx context.Context, fsys fileFS, req request) (map[string]any, 
 	return map[string]any{
 		"report": json.RawMessage(js), "base": rep.Base, "models": out, "cosine": cosine,
 		"skipped": skipped, "seconds": time.Since(start).Seconds(),
+		"limits": map[string]any{"maxDareNoise": analyze.MaxDARENoise, "unrelatedRelNorm": analyze.UnrelatedRelNorm,
+			"largeRelNorm": analyze.MaxDARENoise / analyze.NoiseFactor(1-analyze.DropRates[1], true)},
 	}, nil
 }
 
