@@ -10,7 +10,13 @@ import { bars, heatmap, histogram, num } from './charts.js';
 import { el, duration } from './ui/format.js';
 
 const $ = (s) => document.querySelector(s);
-const pct = (v) => (v === null || v === undefined ? 'n/a' : `${(100 * v).toPrecision(3)}%`);
+// pct shows a fraction as a percentage with two decimals, never rounding a fraction below
+// 1 up to 100%.
+const pct = (v) => {
+  if (v === null || v === undefined) return 'n/a';
+  const s = (100 * v).toFixed(2);
+  return `${s === '100.00' && v < 1 ? '99.99' : s}%`;
+};
 
 // explain puts a verdict in plain words with the model's own numbers.
 function explain(verdict, o, limits) {

@@ -34,7 +34,7 @@ function frame(width, height, label) {
 // histogram draws bins [lo, hi, count] of |δ| on a log x axis (exact zeros, [0, 0, n],
 // as a separate bar at the left) with dashed marks at `marks` (e.g. 0.002 and 0.005).
 // Bars are rect.bar, one per bin.
-export function histogram(bins, { width = 560, height = 170, marks = [], label = 'histogram of |δ|' } = {}) {
+export function histogram(bins, { width = 520, height = 170, marks = [], label = 'histogram of |δ|' } = {}) {
   const s = frame(width, height, label);
   const pad = { l: 44, r: 10, t: 10, b: 34 };
   const zero = bins.find((b) => b[1] === 0);
@@ -57,6 +57,7 @@ export function histogram(bins, { width = 560, height = 170, marks = [], label =
   axis.append(svg('text', { x: pad.l - 4, y: y0, 'text-anchor': 'end' }, '0'));
   for (let p = Math.ceil(lo); p <= Math.floor(hi); p++) {
     const xp = x(10 ** p);
+    if (zero && xp < x0 + 14) continue; // would overlap the zero bar's label
     axis.append(svg('line', { x1: xp, y1: y0, x2: xp, y2: y0 + 4 }));
     axis.append(svg('text', { x: xp, y: y0 + 15, 'text-anchor': 'middle' }, `1e${p}`.replace('-', '−')));
   }
@@ -79,20 +80,20 @@ export function histogram(bins, { width = 560, height = 170, marks = [], label =
     });
     s.append(titled(r, `${num(blo)} ≤ |δ| < ${num(bhi)}: ${c} elements (${share(c)})`));
   }
-  for (const m of marks) {
-    if (!rest.length || Math.log10(m) < lo || Math.log10(m) > hi) continue;
+  marks.forEach((m, k) => {
+    if (!rest.length || Math.log10(m) < lo || Math.log10(m) > hi) return;
     const xm = x(m);
     const g = svg('g', { class: 'mark', 'data-mark': m });
     g.append(svg('line', { x1: xm, y1: pad.t, x2: xm, y2: y0 }));
-    g.append(svg('text', { x: xm + 3, y: pad.t + 8 }, String(m)));
+    g.append(svg('text', { x: xm + 3, y: pad.t + 8 + 12 * k }, String(m))); // staggered: close marks
     s.append(g);
-  }
+  });
   return s;
 }
 
 // bars draws labelled values [{label, value, title}] as vertical bars (rect.bar) from 0,
 // with dashed guide lines [{value, label}] drawn when they fall within 1.5× the largest bar.
-export function bars(items, { width = 560, height = 150, guides = [], label = 'bars', yLabel = '' } = {}) {
+export function bars(items, { width = 520, height = 150, guides = [], label = 'bars', yLabel = '' } = {}) {
   const s = frame(width, height, label);
   const pad = { l: 44, r: 10, t: 10, b: 30 };
   const finite = items.map((i) => i.value).filter((v) => Number.isFinite(v));
