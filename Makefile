@@ -3,7 +3,7 @@ GOROOT  := $(shell $(GO) env GOROOT)
 WASMEXEC := $(GOROOT)/lib/wasm/go_js_wasm_exec
 FUZZTIME ?= 1m
 
-.PHONY: all build wasm demo run test test-native test-wasm test-js test-e2e vet fuzz bench clean
+.PHONY: all build wasm demo run test test-native test-wasm test-js test-e2e test-e2e-big vet fuzz bench clean
 
 BENCH_SIZE ?= 1G
 
@@ -53,6 +53,10 @@ node_modules/playwright-core/package.json: package.json package-lock.json
 
 test-e2e: build node_modules/playwright-core/package.json
 	node --test --test-concurrency=1 e2e/
+
+# The WebAssembly-memory bound on 1.2 GB of generated inputs (slow: not in `make test`).
+test-e2e-big: build node_modules/playwright-core/package.json
+	node --test e2e/memory.big.mjs
 
 test: vet test-native test-wasm test-js test-e2e
 

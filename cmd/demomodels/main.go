@@ -6,16 +6,26 @@
 // demo-unrelated, independent weights of the same shapes.
 //
 //	demomodels [-hidden N] [-layers N] [-shards N] [-delta X] [-extra] DIR
+//	demomodels -big BYTES DIR
+//
+// -big writes the same three models at about BYTES each, fast (a repeated block of
+// random BF16 weights rather than testmodel's per-element draws), for the browser's
+// memory-bound test: inputs over 1 GiB in all.
 package main
 
 import (
+	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+
+	"freelunch/core/safetensors"
 
 	"freelunch/core/dtype"
 	"freelunch/internal/testmodel"
@@ -44,6 +54,7 @@ func main() {
 	shards := flag.Int("shards", 1, "shards per model")
 	delta := flag.Float64("delta", 0.002, "standard deviation of the fine-tunes' deltas")
 	extra := flag.Bool("extra", false, "also write demo-large and demo-unrelated (not in the manifest)")
+	big := flag.Int64("big", 0, "write large models of about this many bytes each, fast")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: demomodels [-hidden N] [-layers N] [-shards N] [-delta X] [-extra] DIR")
 		flag.PrintDefaults()
@@ -52,6 +63,10 @@ func main() {
 	if flag.NArg() != 1 {
 		flag.Usage()
 		os.Exit(2)
+	}
+	write := write
+	if *big > 0 {
+		write = func(dir string, _, _, _ int, _ float64, _ bool) error { return writeBig(dir, *big) }
 	}
 	if err := write(flag.Arg(0), *hidden, *layers, *shards, *delta, *extra); err != nil {
 		fmt.Fprintln(os.Stderr, "demomodels:", err)
@@ -126,4 +141,62 @@ func write(dir string, hidden, layers, shards int, delta float64, extra bool) er
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "manifest.json"), append(b, '\n'), 0o644)
+}
+
+// writeBig writes demo-base, demo-math and demo-code of about size bytes each: layers of
+// 2048×2048 BF16 weights filled from a 1 MiB block of values near ±0.02 (the fine-tunes'
+// blocks differ slightly), so generating a GiB takes seconds.
+func writeBig(dir string, size int64) error {
+	const side = 2048
+	n := max(1, size/(side*side*2))
+	var specs []safetensors.TensorSpec
+	for i := range n {
+		specs = append(specs, safetensors.TensorSpec{Name: fmt.Sprintf("model.layers.%d.mlp.weight", i), DType: dtype.BF16, Shape: []int64{side, side}})
+	}
+	for k, name := range []string{"demo-base", "demo-math", "demo-code"} {
+		d := filepath.Join(dir, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		block := make([]byte, 1<<20)
+		x := uint64(0x9e3779b97f4a7c15)
+		for i := 0; i < len(block); i += 2 {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			v := float32(int64(x>>40)-1<<23) / (1 << 23) * 0.02 // uniform in [-0.02, 0.02)
+			if k > 0 {
+				v += float32(k) * 1e-4
+			}
+			binary.LittleEndian.PutUint16(block[i:], uint16(math.Float32bits(v)>>16))
+		}
+		f, err := os.Create(filepath.Join(d, "model.safetensors"))
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(f, 1<<20)
+		w, err := safetensors.NewWriter(bw, specs, map[string]string{"format": "pt"})
+		if err != nil {
+			f.Close()
+			return err
+		}
+		for left := n * side * side * 2; left > 0; left -= int64(len(block)) {
+			if _, err := w.Write(block[:min(left, int64(len(block)))]); err != nil {
+				f.Close()
+				return err
+			}
+		}
+		if err := w.Close(); err != nil {
+			f.Close()
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
