@@ -159,6 +159,43 @@ describe('browser app', () => {
     assert.ok([...files.keys()].some((n) => n.endsWith('/model.safetensors')));
   });
 
+  test('storage quota exceeded: a clear error, then a merge that fits succeeds', async () => {
+    const cdp = await browser.ctx.newCDPSession(page);
+    const origin = new URL(server.url).origin;
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 64 * 1024 });
+    try {
+      await setConfig(config);
+      await page.waitForSelector('[data-testid=merge]:enabled');
+      await page.click('[data-testid=merge]');
+      await page.waitForFunction(() => document.querySelector('[data-testid=status]').textContent.includes('stopped'), null, { timeout: 60000 });
+      assert.match(await page.textContent('[data-testid=error]'), /storage is full/);
+      assert.equal(await page.$('[data-testid=download]'), null);
+    } finally {
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+    }
+    const { files } = await mergeAndDownload();
+    assert.ok([...files.keys()].some((n) => n.endsWith('/model.safetensors')));
+  });
+
+  test('reload in the middle of a merge: the leftover file is removed at the next load', async () => {
+    await setConfig(config);
+    await page.fill('#chunk', '1024');
+    await page.waitForSelector('[data-testid=merge]:enabled');
+    await page.click('[data-testid=merge]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=progress]').value > 0.02);
+    const opfs = () => page.evaluate(async () => {
+      const names = [];
+      for await (const n of (await navigator.storage.getDirectory()).keys()) names.push(n);
+      return names;
+    });
+    assert.ok((await opfs()).length > 0);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#method').options.length > 0);
+    const deadline = Date.now() + 15000;
+    while ((await opfs()).length > 0 && Date.now() < deadline) await page.waitForTimeout(250);
+    assert.deepEqual(await opfs(), []);
+  });
+
   test('the demo button merges with no files of the user', async () => {
     await page.reload();
     await page.waitForFunction(() => document.querySelector('#method').options.length > 0);

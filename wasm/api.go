@@ -252,6 +252,9 @@ func runMerge(ctx context.Context, fsys fileFS, req request, dir safejs.Value) (
 // synchronous access handle on it (Worker only).
 func openOPFS(name string) (safejs.Value, error) {
 	fail := func(err error) (safejs.Value, error) {
+		if strings.Contains(err.Error(), "QuotaExceeded") {
+			return safejs.Undefined(), errStorage
+		}
 		return safejs.Undefined(), fmt.Errorf("open browser storage (OPFS) for %s: %w", name, err)
 	}
 	nav, err := safejs.Global().Get("navigator")

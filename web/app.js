@@ -29,6 +29,7 @@ let validation = 0; // increments per validation; stale answers are dropped
 let planned = false;
 let job = null; // {core, id, out}
 let downloadURL = null;
+let current = ''; // OPFS name of this page's latest output
 
 const list = new ModelList($('#model-list'), removeModel);
 const form = new MethodForm(changeForm);
@@ -264,12 +265,13 @@ async function opfs() {
   return navigator.storage.getDirectory();
 }
 
-// purge removes earlier outputs from OPFS (a file still locked by a stopped Worker stays
-// until the next purge).
+// purge removes earlier outputs from OPFS, but not this page's current one (a file still
+// locked by a stopped Worker stays until the next purge).
 async function purge() {
   try {
     const root = await opfs();
     for await (const name of root.keys()) {
+      if (name === current) continue;
       try {
         await root.removeEntry(name);
       } catch { /* locked for a few seconds after a Worker is stopped */ }
@@ -292,6 +294,7 @@ async function merge(dir) {
   const c = new Core();
   const out = `freelunch-${state.method || 'merge'}-${stamp()}-${Math.random().toString(36).slice(2, 6)}.zip`;
   job = { core: c, id: 0, out };
+  current = out;
   buttons();
   run.start('Starting the core…');
   const req = c.request('merge', {
@@ -380,7 +383,9 @@ async function start() {
   zone($('#models-zone'), 'model');
   for (const ev of ['dragover', 'drop']) window.addEventListener(ev, (e) => e.preventDefault());
   $('#demo').addEventListener('click', demo);
+  // A Worker stopped by a reload keeps its file locked for a few seconds: purge twice.
   purge();
+  setTimeout(purge, 4000);
   try {
     const { methods } = await core().request('methods');
     form.setMethods(methods);
