@@ -16,6 +16,7 @@ import (
 
 	"github.com/hack-pad/safejs"
 
+	"freelunch/core/analyze"
 	"freelunch/core/config"
 	"freelunch/core/engine"
 	"freelunch/core/merge"
@@ -153,6 +154,12 @@ func validate(fsys fileFS, req request) (map[string]any, error) {
 		return nil, err
 	}
 	defer p.Close()
+	var dare []any // the DARE check against the page's analysis, if any (wasm/analyze.go)
+	if len(req.Analysis) > 0 {
+		if dare, err = dareRisks(p, req.Analysis); err != nil {
+			return nil, err
+		}
+	}
 	var shards []string
 	for _, s := range p.Shards {
 		shards = append(shards, s.FileName)
@@ -160,6 +167,7 @@ func validate(fsys fileFS, req request) (map[string]any, error) {
 	return map[string]any{
 		"tensors": len(p.Entries), "inputBytes": p.InputBytes(), "outputBytes": p.OutputBytes(),
 		"shards": shards, "warnings": p.Warnings, "summary": p.Summary(3), "method": p.Method.Name(),
+		"dare": dare, "dropsAtRandom": analyze.DropsAtRandom(p.Method.Name()),
 	}, nil
 }
 

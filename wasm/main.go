@@ -3,7 +3,8 @@
 // Command wasm is freelunch's core in a Web Worker: web/worker.js loads it, and it answers
 // the page's messages {type, id, ...}: methods (the registry the form is built from),
 // inspect (one model's headers), parse (a config as the form shows it), plan (validation),
-// merge (into OPFS as a stored zip, or into a folder the user picked) and cancel.
+// merge (into OPFS as a stored zip, or into a folder the user picked), analyze (the deltas
+// of the models against the base, wasm/analyze.go) and cancel.
 // Replies are {type: "result" | "error" | "progress", id, ...}; errors carry a code that
 // mirrors the core's sentinel errors. It is the only code that touches syscall/js,
 // through github.com/hack-pad/safejs.
@@ -30,6 +31,11 @@ type request struct {
 	Out            string `json:"out"` // merge: OPFS file name of the zip
 	CopyTokenizer  *bool  `json:"copyTokenizer"`
 	AllowNonFinite bool   `json:"allowNonFinite"`
+	// analyze: the base's and the models' paths; plan: the page's last analysis (see
+	// dareRisks), to check DARE densities against.
+	Base     string          `json:"base"`
+	Models   []string        `json:"models"`
+	Analysis json.RawMessage `json:"analysis"`
 }
 
 var (
@@ -102,12 +108,16 @@ func serve(req request, files, dir safejs.Value) {
 			res, err = parse(req.Config)
 		case "plan":
 			res, err = validate(fsys, req)
-		case "merge":
+		case "analyze", "merge":
 			ctx, cancel := context.WithCancel(context.Background())
 			mu.Lock()
 			cancels[req.ID] = cancel
 			mu.Unlock()
-			res, err = runMerge(ctx, fsys, req, dir)
+			if req.Type == "analyze" {
+				res, err = runAnalyze(ctx, fsys, req)
+			} else {
+				res, err = runMerge(ctx, fsys, req, dir)
+			}
 			cancel()
 			mu.Lock()
 			delete(cancels, req.ID)

@@ -1,5 +1,6 @@
 // freelunch's page: models in, form ↔ YAML, validation by the core's planner, merge in a
 // fresh Worker per job, download from the origin private file system (OPFS).
+import { AnalyzeView } from './analyze.js';
 import { Core } from './client.js';
 import { droppedFiles, groupFiles } from './files.js';
 import { toYAML } from './yaml.js';
@@ -33,6 +34,7 @@ let current = ''; // OPFS name of this page's latest output
 const list = new ModelList($('#model-list'), removeModel);
 const form = new MethodForm(changeForm);
 const run = new RunPanel();
+const analysis = new AnalyzeView({ models: () => models, chunk: () => Number(ui.chunk.value) || 0, changed: () => validateSoon() });
 
 // ---- models ----------------------------------------------------------------------------
 
@@ -211,8 +213,9 @@ async function validate(n) {
   }
   ui.plan.textContent = 'Checking…';
   try {
-    const p = await core().request('plan', { config: ui.config.value, seed: ui.seed.value, files: allFiles() });
+    const p = await core().request('plan', { config: ui.config.value, seed: ui.seed.value, files: allFiles(), analysis: analysis.payload() });
     if (n !== validation) return;
+    analysis.warn(p);
     const shards = p.shards.length > 1 ? ` in ${p.shards.length} shards` : '';
     ui.plan.textContent = `Ready: ${p.tensors} tensors, ${(p.outputBytes / 2 ** 20).toFixed(1)} MiB to write${shards}.` +
       (p.warnings?.length ? ` Warnings: ${p.warnings.join('; ')}` : '');
@@ -220,6 +223,7 @@ async function validate(n) {
   } catch (err) {
     if (n !== validation) return;
     ui.plan.textContent = '';
+    analysis.warn(null);
     showError(err);
   }
   list.render(models, problems);

@@ -1,8 +1,11 @@
 // Command demomodels writes the browser app's demo: a small Llama-shaped base model, two
 // fine-tunes of it with small deltas (a few MB in all, deterministic), a dare_ties config
-// and a manifest.json the page's "Try the demo" button reads.
+// and a manifest.json the page's "Try the demo" button reads. With -extra it also writes
+// two models for the delta analysis (issue 8), left out of the manifest and the config:
+// demo-large, a derivative of the base with deltas ten times the fine-tunes' (-delta), and
+// demo-unrelated, independent weights of the same shapes.
 //
-//	demomodels [-hidden N] [-layers N] [-shards N] DIR
+//	demomodels [-hidden N] [-layers N] [-shards N] [-delta X] [-extra] DIR
 //	demomodels -big BYTES [-prefix P] DIR
 //
 // -big writes the same three models at about BYTES each, fast (a repeated block of
@@ -52,10 +55,12 @@ func main() {
 	hidden := flag.Int("hidden", 128, "hidden size")
 	layers := flag.Int("layers", 2, "layers")
 	shards := flag.Int("shards", 1, "shards per model")
+	delta := flag.Float64("delta", 0.002, "standard deviation of the fine-tunes' deltas")
+	extra := flag.Bool("extra", false, "also write demo-large and demo-unrelated (not in the manifest)")
 	big := flag.Int64("big", 0, "write large models of about this many bytes each, fast")
 	flag.StringVar(&prefix, "prefix", "demo-", "prefix of the model folder names (base, math, code)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: demomodels [-hidden N] [-layers N] [-shards N] DIR")
+		fmt.Fprintln(os.Stderr, "usage: demomodels [-hidden N] [-layers N] [-shards N] [-delta X] [-extra] DIR")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -65,15 +70,15 @@ func main() {
 	}
 	write := write
 	if *big > 0 {
-		write = func(dir string, _, _, _ int) error { return writeBig(dir, *big) }
+		write = func(dir string, _, _, _ int, _ float64, _ bool) error { return writeBig(dir, *big) }
 	}
-	if err := write(flag.Arg(0), *hidden, *layers, *shards); err != nil {
+	if err := write(flag.Arg(0), *hidden, *layers, *shards, *delta, *extra); err != nil {
 		fmt.Fprintln(os.Stderr, "demomodels:", err)
 		os.Exit(1)
 	}
 }
 
-func write(dir string, hidden, layers, shards int) error {
+func write(dir string, hidden, layers, shards int, delta float64, extra bool) error {
 	spec := testmodel.Spec{Layers: layers, Hidden: hidden, Intermediate: hidden * 11 / 4, Vocab: 512,
 		DType: dtype.BF16, Shards: shards, Seed: 1}
 	models := []struct {
@@ -81,8 +86,25 @@ func write(dir string, hidden, layers, shards int) error {
 		v          testmodel.Variant
 	}{
 		{prefix + "base", "base", testmodel.Variant{}},
-		{prefix + "math", "model", testmodel.Variant{Seed: 2, Scale: 0.002}},
-		{prefix + "code", "model", testmodel.Variant{Seed: 3, Scale: 0.002}},
+		{prefix + "math", "model", testmodel.Variant{Seed: 2, Scale: delta}},
+		{prefix + "code", "model", testmodel.Variant{Seed: 3, Scale: delta}},
+	}
+	if extra {
+		for _, m := range []struct {
+			name string
+			v    testmodel.Variant
+		}{
+			{"demo-large", testmodel.Variant{Seed: 4, Scale: 10 * delta}},
+			{"demo-unrelated", testmodel.Variant{Seed: 5, Unrelated: true}},
+		} {
+			d := filepath.Join(dir, m.name)
+			if err := os.RemoveAll(d); err != nil {
+				return err
+			}
+			if err := spec.Write(d, m.v); err != nil {
+				return err
+			}
+		}
 	}
 	type entry struct {
 		Name  string   `json:"name"`
