@@ -58,7 +58,7 @@ func runAnalyze(ctx context.Context, fsys fileFS, req request) (map[string]any, 
 	}
 
 	start := time.Now()
-	var lastPost, lastYield time.Time
+	var lastPost time.Time
 	rep, err := analyze.Run(ctx, base, models, analyze.Options{
 		ChunkSize: req.ChunkSize, Threads: 1,
 		Progress: func(pr analyze.Progress) {
@@ -72,13 +72,7 @@ func runAnalyze(ctx context.Context, fsys fileFS, req request) (map[string]any, 
 				"tensorsDone": pr.TensorsDone, "tensors": pr.Tensors, "tensor": pr.Tensor,
 				"seconds": now.Sub(start).Seconds()})
 		},
-		// As in runMerge: sleep now and then so that a cancel message gets in (design.md §10).
-		Yield: func() {
-			if time.Since(lastYield) > 150*time.Millisecond {
-				time.Sleep(time.Millisecond)
-				lastYield = time.Now()
-			}
-		},
+		Yield: yielder(),
 	})
 	if err != nil {
 		return nil, err

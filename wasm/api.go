@@ -206,7 +206,7 @@ func runMerge(ctx context.Context, fsys fileFS, req request, dir safejs.Value) (
 	}
 
 	start := time.Now()
-	var lastPost, lastYield time.Time
+	var lastPost time.Time
 	opts := engine.Options{
 		ChunkSize: req.ChunkSize, Threads: 1, AllowNonFinite: req.AllowNonFinite,
 		CopyTokenizer: req.CopyTokenizer == nil || *req.CopyTokenizer,
@@ -221,14 +221,7 @@ func runMerge(ctx context.Context, fsys fileFS, req request, dir safejs.Value) (
 				"tensorsDone": pr.TensorsDone, "tensors": pr.Tensors, "tensor": pr.Tensor,
 				"seconds": now.Sub(start).Seconds()})
 		},
-		// js/wasm runs goroutines on one thread: a cancel message gets in only when the
-		// work sleeps now and then (design.md §10).
-		Yield: func() {
-			if time.Since(lastYield) > 150*time.Millisecond {
-				time.Sleep(time.Millisecond)
-				lastYield = time.Now()
-			}
-		},
+		Yield: yielder(),
 	}
 	res, err := engine.Run(ctx, p, out, opts)
 	if err == nil {
@@ -352,4 +345,16 @@ func modelOf(file, text string, fsys fileFS) string {
 		}
 	}
 	return ""
+}
+
+// yielder returns an Options.Yield for long work: js/wasm runs goroutines on one thread, so
+// a cancel message gets in only when the work sleeps now and then (design.md §10).
+func yielder() func() {
+	var last time.Time
+	return func() {
+		if time.Since(last) > 150*time.Millisecond {
+			time.Sleep(time.Millisecond)
+			last = time.Now()
+		}
+	}
 }

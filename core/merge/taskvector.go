@@ -61,7 +61,6 @@ func (m *taskVector) Check(t *Tensor) error {
 // tvKernel merges one tensor. Input 0 is the base; model j is input j+1.
 type tvKernel struct {
 	m         *taskVector
-	n         int64
 	w         []float64 // weights
 	div       float64   // Σ w when normalizing without consensus, else 1
 	rho       []float64 // densities
@@ -84,7 +83,7 @@ type tvKernel struct {
 
 func (m *taskVector) New(t *Tensor) Kernel {
 	nm := len(t.Args) - 1
-	k := &tvKernel{m: m, n: t.N, w: make([]float64, nm), rho: make([]float64, nm), scale: make([]float64, nm),
+	k := &tvKernel{m: m, w: make([]float64, nm), rho: make([]float64, nm), scale: make([]float64, nm),
 		lambda: t.Global.Float("lambda"), normalize: t.Global.Bool("normalize"), div: 1, rowLen: 1}
 	if m.sparsify != noSparsify && t.Global.Bool("rescale") {
 		k.inverse = t.Global.String("rescale_norm") != "l1"
