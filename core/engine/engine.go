@@ -405,7 +405,7 @@ func (w *worker) do(ctx context.Context, u unit, buf []byte) ([]byte, error) {
 	}
 	in := w.chunk(len(e.Inputs), u.n)
 	for k := range e.Inputs {
-		if err := w.load(e, k, u.off, in[k], w.raw[k]); err != nil {
+		if err := w.load(e, k, u.off, in[k], w.raw[k], true); err != nil {
 			return nil, err
 		}
 	}
@@ -437,7 +437,7 @@ func (w *worker) observe(ctx context.Context, u unit) error {
 				continue
 			}
 			reads = true
-			if err := w.load(e, i, off, in[i], w.raw[i]); err != nil {
+			if err := w.load(e, i, off, in[i], w.raw[i], false); err != nil {
 				return err
 			}
 		}
@@ -460,7 +460,10 @@ func (w *worker) chunk(k int, n int64) [][]float32 {
 }
 
 // load reads elements [off, off+len(dst)) of input k of e and decodes them to float32.
-func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte) error {
+// With check, NaN and Inf are looked for, and fail the merge or are counted. Statistics
+// passes do not check: the merge pass reads every element once more, so each non-finite
+// element is reported (or counted) once, whatever the method's passes.
+func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte, check bool) error {
 	in := e.Inputs[k]
 	size := int64(in.Tensor.DType.Size())
 	raw = raw[:int64(len(dst))*size]
@@ -469,7 +472,7 @@ func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte
 	}
 	w.r.read.Add(int64(len(raw)))
 	dtype.Decode(dst, raw, in.Tensor.DType)
-	if !mayBeNonFinite(raw, in.Tensor.DType) {
+	if !check || !mayBeNonFinite(raw, in.Tensor.DType) {
 		return nil
 	}
 	if bad, first := countNonFinite(dst); bad > 0 {

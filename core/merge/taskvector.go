@@ -381,6 +381,18 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 		s = k.getScratch()
 		defer k.scratch.Put(s)
 	}
+	if k.m.consensus && len(models) == 2 && s == nil {
+		var keep1 [block]uint64
+		for lo := 0; lo < len(base); lo += block {
+			hi := min(len(base), lo+block)
+			b := base[lo:hi]
+			x0, x1 := models[0][lo:hi], models[1][lo:hi]
+			k.keep(keep[:len(b)], 0, off+int64(lo), x0, b, nil)
+			k.keep(keep1[:len(b)], 1, off+int64(lo), x1, b, nil)
+			k.consensus2(dst[lo:hi], b, x0, x1, keep[:len(b)], keep1[:len(b)])
+		}
+		return
+	}
 	for lo, hi := 0, 0; lo < len(base); lo = hi {
 		hi = k.blockEnd(off, lo, len(base))
 		b := base[lo:hi]
@@ -428,6 +440,58 @@ func (k *tvKernel) mergeDense(dst []float32, base []float32, models [][]float32)
 		}
 		if div != 1 {
 			sum /= div
+		}
+		dst[i] = float32(bb + float64(lambda*sum))
+	}
+}
+
+// divisor returns model j's rescale divisor when it is the same for every element (ρ
+// with rescale, else 1), or 0 for DELLA's per-element p.
+func (k *tvKernel) divisor(j int) float64 {
+	switch {
+	case k.keepsAll(j) || !k.inverse:
+		return 1
+	case k.m.sparsify == magprune:
+		return 0
+	}
+	return k.rho[j]
+}
+
+// consensus2 is weigh and combine fused for two models with sign consensus, given their
+// keep masks: the same operations in the same order, per element, without the per-model
+// arrays. Dividing by 1 is exact and skipped.
+func (k *tvKernel) consensus2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
+	n := len(b)
+	dst, x0, x1, m0, m1 = dst[:n], x0[:n], x1[:n], m0[:n], m1[:n]
+	f0, f1, mul0, mul1 := k.w[0], k.w[1], k.scale[0], k.scale[1]
+	div0, div1 := k.divisor(0), k.divisor(1)
+	lambda, normalize := k.lambda, k.normalize
+	divide := div0 != 1 || div1 != 1
+	for i := range b {
+		bb := float64(b[i])
+		d0, d1 := float64(x0[i])-bb, float64(x1[i])-bb
+		if divide {
+			d0, d1 = d0/div0, d1/div1
+		}
+		v0 := math.Float64frombits(math.Float64bits(float64(float64(d0*mul0)*f0)) & m0[i])
+		v1 := math.Float64frombits(math.Float64bits(float64(float64(d1*mul1)*f1)) & m1[i])
+		tot := float64(0+v0) + v1
+		s := math.Float64frombits(0x3ff0000000000000 | math.Float64bits(tot)&(1<<63))
+		var a0, a1 uint64
+		if v0*s > 0 {
+			a0 = 1
+		}
+		if v1*s > 0 {
+			a1 = 1
+		}
+		sum := float64(0+math.Float64frombits(math.Float64bits(v0)&-a0)) + math.Float64frombits(math.Float64bits(v1)&-a1)
+		if normalize {
+			ws := float64(0+math.Float64frombits(math.Float64bits(f0)&-a0)) + math.Float64frombits(math.Float64bits(f1)&-a1)
+			var none uint64
+			if ws == 0 {
+				none = 1
+			}
+			sum /= ws + math.Float64frombits(0x3ff0000000000000&-none)
 		}
 		dst[i] = float32(bb + float64(lambda*sum))
 	}
