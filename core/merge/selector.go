@@ -26,6 +26,10 @@ type selector struct {
 	// lowFirst: among keys equal to T, those of lower index are selected first.
 	lowFirst bool
 
+	// maxCand bounds the boundary bucket's elements kept (maxCandidates unless the
+	// kernel shares that budget among several selectors).
+	maxCand int64
+
 	mu    sync.Mutex // guards hist and cand during the unordered passes
 	hist  *[1 << 16]int64
 	cand  []uint64 // stage 1: index<<16 | low 16 bits of the elements in bucket hi; nil when too many
@@ -43,8 +47,9 @@ type selector struct {
 	sgn, c   int64
 }
 
-// maxCandidates bounds the elements of the boundary bucket a selector keeps in its second
-// pass (8 bytes each). A variable so that tests can force the third pass.
+// maxCandidates bounds the elements of the boundary bucket the selectors of one tensor keep
+// in their second pass (8 bytes each: 32 MiB). A variable so that tests can force the
+// third pass.
 var maxCandidates int64 = 1 << 22
 
 var histPool = sync.Pool{New: func() any { return new([1 << 16]int64) }}
@@ -56,7 +61,7 @@ var countPool = sync.Pool{New: func() any { return new([1 << 16]uint32) }}
 var candPool = sync.Pool{New: func() any { return new([]uint64) }}
 
 func newSelector(m, n int64, largest, lowFirst bool) *selector {
-	s := &selector{m: max(0, min(m, n)), n: n, largest: largest, lowFirst: lowFirst, stage: 3}
+	s := &selector{m: max(0, min(m, n)), n: n, largest: largest, lowFirst: lowFirst, stage: 3, maxCand: maxCandidates}
 	if s.m > 0 && s.m < n {
 		s.stage = 0
 		s.hist = histPool.Get().(*[1 << 16]int64)
@@ -183,7 +188,7 @@ func (s *selector) endPass() {
 		b, before := s.walk(s.m)
 		s.hi = b
 		s.m -= before // rank within the bucket
-		if c := s.hist[b]; c <= maxCandidates && s.n < 1<<48 {
+		if c := s.hist[b]; c <= s.maxCand && s.n < 1<<48 {
 			s.cand = make([]uint64, 0, c)
 		}
 		*s.hist = [1 << 16]int64{}

@@ -138,6 +138,12 @@ func (m *taskVector) New(t *Tensor) Kernel {
 	if k.l1 {
 		k.abs, k.kept = make([]float64, nm), make([]float64, nm)
 	}
+	// The selectors share one budget for the boundary elements they keep.
+	if sel := len(k.top) + len(k.bot); sel > 1 {
+		for _, s := range append(slices.Clip(k.top), k.bot...) {
+			s.maxCand = maxCandidates / int64(sel)
+		}
+	}
 	k.dense = !m.consensus
 	for j := range nm {
 		k.dense = k.dense && k.keepsAll(j)
