@@ -81,11 +81,12 @@ func BenchmarkLinear(b *testing.B) {
 // BenchmarkSelectorPass is one histogram pass of the top-k select over one chunk.
 func BenchmarkSelectorPass(b *testing.B) {
 	x := benchInputs(0)[0]
+	zero := make([]float32, len(x))
 	b.SetBytes(benchN * 4)
 	b.ReportAllocs()
 	s := newSelector(benchN/3, 1<<40, true, true)
 	for b.Loop() {
-		s.observe(0, x)
+		s.observe(0, x, zero)
 	}
 }
 

@@ -257,6 +257,7 @@ func testSelector(t *testing.T, maxCand int64) {
 				x[i] = -x[i]
 			}
 		}
+		zero := make([]float32, n) // the "base": the values are the deltas
 		m := int64(r.IntN(n + 1))
 		largest, lowFirst := r.IntN(2) == 0, r.IntN(2) == 0
 		idx := make([]int, n)
@@ -284,13 +285,13 @@ func testSelector(t *testing.T, maxCand int64) {
 		for ; !s.done(); passes++ {
 			if !s.unordered() {
 				for _, off := range offs {
-					s.observe(int64(off), x[off:min(n, off+chunk)])
+					s.observe(int64(off), x[off:min(n, off+chunk)], zero[off:])
 				}
 			} else {
 				r.Shuffle(len(offs), func(i, j int) { offs[i], offs[j] = offs[j], offs[i] })
 				var wg sync.WaitGroup
 				for _, off := range offs {
-					wg.Go(func() { s.observe(int64(off), x[off:min(n, off+chunk)]) })
+					wg.Go(func() { s.observe(int64(off), x[off:min(n, off+chunk)], zero[off:]) })
 				}
 				wg.Wait()
 				slices.Sort(offs)
@@ -300,9 +301,17 @@ func testSelector(t *testing.T, maxCand int64) {
 		if limit := map[bool]int{true: 2, false: 3}[maxCand > 0]; passes > limit {
 			t.Fatalf("trial %d: %d passes, want at most %d", trial, passes, limit)
 		}
+		mask := make([]uint64, n)
+		for off := 0; off < n; off += chunk {
+			end := min(n, off+chunk)
+			s.mask(mask[off:end], int64(off), x[off:end], zero[off:end])
+		}
 		for i := range x {
 			if s.in(int64(i), x[i]) != want[i] {
 				t.Fatalf("trial %d n %d m %d largest %v lowFirst %v: element %d (%v) in=%v", trial, n, m, largest, lowFirst, i, x[i], !want[i])
+			}
+			if wm := map[bool]uint64{true: 1<<64 - 1}[want[i]]; mask[i] != wm {
+				t.Fatalf("trial %d n %d m %d largest %v lowFirst %v: element %d (%v) mask %#x, want %#x", trial, n, m, largest, lowFirst, i, x[i], mask[i], wm)
 			}
 		}
 	}

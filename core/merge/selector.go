@@ -104,15 +104,17 @@ func (s *selector) unordered() bool { return s.stage < 2 }
 // under the lock instead of clearing and adding a private one.
 const smallChunk = 1 << 13
 
-// observe feeds the elements [off, off+len(x)) to the current pass. In stages 0 and 1 it
-// may run concurrently on different chunks.
-func (s *selector) observe(off int64, x []float32) {
+// observe feeds the elements [off, off+len(x)), of values x[i]-b[i] (the delta, rounded to
+// float32), to the current pass. In stages 0 and 1 it may run concurrently on different
+// chunks.
+func (s *selector) observe(off int64, x, b []float32) {
+	b = b[:len(x)]
 	switch s.stage {
 	case 0:
 		if len(x) < smallChunk {
 			s.mu.Lock()
-			for _, v := range x {
-				s.hist[magKey(v)>>16]++
+			for i, v := range x {
+				s.hist[magKey(v-b[i])>>16]++
 			}
 			s.mu.Unlock()
 			return
@@ -121,9 +123,10 @@ func (s *selector) observe(off int64, x []float32) {
 		for len(x) > 0 {
 			*c = [1 << 16]uint32{}
 			part := x[:min(len(x), math.MaxInt32)] // counts fit in uint32
-			x = x[len(part):]
-			for _, v := range part {
-				c[magKey(v)>>16]++
+			pb := b[:len(part)]
+			x, b = x[len(part):], b[len(part):]
+			for i, v := range part {
+				c[magKey(v-pb[i])>>16]++
 			}
 			s.add(c)
 		}
@@ -132,7 +135,7 @@ func (s *selector) observe(off int64, x []float32) {
 		cp := candPool.Get().(*[]uint64)
 		cand := (*cp)[:0]
 		for i, v := range x {
-			if k := magKey(v); k>>16 == s.hi {
+			if k := magKey(v - b[i]); k>>16 == s.hi {
 				cand = append(cand, uint64(off+int64(i))<<16|uint64(k&0xffff))
 			}
 		}
@@ -148,7 +151,7 @@ func (s *selector) observe(off int64, x []float32) {
 		candPool.Put(cp)
 	case 2:
 		for i, v := range x {
-			if magKey(v) != s.t {
+			if magKey(v-b[i]) != s.t {
 				continue
 			}
 			s.seen++

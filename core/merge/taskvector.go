@@ -231,13 +231,9 @@ func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 			if !k.selecting(j) {
 				continue
 			}
-			x := in[j+1]
-			for i := range x {
-				x[i] -= base[i] // the float32 delta ranks magnitudes
-			}
 			for _, s := range [][]*selector{k.top, k.bot} {
 				if s != nil && !s[j].done() {
-					s[j].observe(off, x)
+					s[j].observe(off, in[j+1], base) // the float32 delta ranks magnitudes
 				}
 			}
 		}
