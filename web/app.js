@@ -265,13 +265,13 @@ async function opfs() {
   return navigator.storage.getDirectory();
 }
 
-// purge removes earlier outputs from OPFS, but not this page's current one (a file still
-// locked by a stopped Worker stays until the next purge).
+// purge removes earlier outputs (freelunch-*.zip) from OPFS, but not this page's current one
+// (a file still locked by a stopped Worker stays until the next purge), and nothing else.
 async function purge() {
   try {
     const root = await opfs();
-    for await (const name of root.keys()) {
-      if (name === current) continue;
+    for await (const [name, h] of root.entries()) {
+      if (name === current || h.kind !== 'file' || !/^freelunch-.*\.zip$/.test(name)) continue;
       try {
         await root.removeEntry(name);
       } catch { /* locked for a few seconds after a Worker is stopped */ }
