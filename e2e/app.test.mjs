@@ -197,14 +197,52 @@ describe('browser app', () => {
     assert.deepEqual(await opfs(), []);
   });
 
-  test('the demo button merges with no files of the user', async () => {
+  test('the demo button: its fine-tunes analyze as such, no DARE warning, a merge with no files of the user', async () => {
     await page.reload();
     await page.waitForFunction(() => document.querySelector('#method').options.length > 0);
     await page.click('[data-testid=demo]');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=model]').length === 3);
+    await page.waitForSelector('[data-testid=merge]:enabled');
+    await page.click('[data-testid=analyze]');
+    await page.waitForSelector('[data-testid=dare-checked], [data-testid=dare-risk]', { timeout: 60000 });
+    const verdicts = await page.$$eval('[data-testid=verdict]', (vs) => vs.map((v) => v.dataset.verdict));
+    assert.deepEqual(verdicts, ['a fine-tune of this base', 'a fine-tune of this base']);
+    assert.deepEqual(await page.$$eval('[data-testid=dare-risk]', (rs) => rs.map((r) => r.textContent)), []);
+    assert.ok(await page.$('[data-testid=dare-checked]'));
+    assert.doesNotMatch(await page.textContent('[data-testid=dare-warning]'), /Warning/);
     const { files } = await mergeAndDownload();
     assert.ok([...files.keys()].some((n) => n.endsWith('/model.safetensors')));
     assert.match(await page.textContent('[data-testid=status]'), /Done/);
+  });
+
+  test('at phone width (390×844) nothing overflows, and Tab reaches every control with a visible focus', async () => {
+    // The page as the demo test left it: models, analysis charts, form, summary, link.
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      const { scroll, inner } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: innerWidth }));
+      assert.ok(scroll <= inner, `the page is ${scroll} px wide in a ${inner} px window`);
+      const controls = await page.$$eval('a[href], button, input, select, textarea', (es) => es
+        .filter((e) => !e.disabled && !e.closest('[hidden]') && (e.offsetParent !== null || e.closest('label.button')))
+        .map((e, i) => { e.dataset.tabCheck = String(i); return String(i); }));
+      await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+      const reached = new Set();
+      for (let i = 0; i < controls.length + 5; i++) {
+        await page.keyboard.press('Tab');
+        const f = await page.evaluate(() => {
+          const e = document.activeElement;
+          // A file input is visually hidden inside its label, which shows the focus.
+          const shown = e.type === 'file' ? e.closest('label') : e;
+          const st = getComputedStyle(shown);
+          return { id: e.dataset.tabCheck, outline: st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) > 0, what: e.outerHTML.slice(0, 80) };
+        });
+        if (f.id === undefined) continue;
+        assert.ok(f.outline, `no visible focus on ${f.what}`);
+        reached.add(f.id);
+      }
+      assert.deepEqual(controls.filter((c) => !reached.has(c)), []);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 720 });
+    }
   });
 
   test('the page makes no request but GETs of its own assets', () => {
