@@ -354,7 +354,11 @@ async function merge(dir) {
     run.done(res, c.memory, link);
     link?.focus();
   } catch (err) {
-    run.stop(err.code === 'canceled' ? 'Cancelled.' : 'The merge stopped.');
+    // The core removes what it wrote to a folder before it answers; a Worker that was
+    // stopped (client.js's 'stopped') or died did not.
+    const cleaned = err.code !== 'fatal' && err.message !== 'stopped';
+    const left = !dir ? '' : cleaned ? ` Nothing was left in ${dir.name}.` : ` ${dir.name} may hold the files finished so far.`;
+    run.stop((err.code === 'canceled' ? 'Cancelled.' : 'The merge stopped.') + left);
     if (err.code !== 'canceled') showError(err);
   } finally {
     c.terminate();
