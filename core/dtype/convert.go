@@ -21,25 +21,40 @@ func Decode(dst []float32, src []byte, d DType) {
 	checkLen("Decode", d, len(src), len(dst))
 	switch d {
 	case F32:
-		for len(dst) > 0 && len(src) >= 4 {
-			dst[0] = math.Float32frombits(binary.LittleEndian.Uint32(src))
-			dst, src = dst[1:], src[4:]
+		src = src[:4*len(dst)]
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 		}
 	case F64:
-		for len(dst) > 0 && len(src) >= 8 {
-			dst[0] = float32(math.Float64frombits(binary.LittleEndian.Uint64(src)))
-			dst, src = dst[1:], src[8:]
+		src = src[:8*len(dst)]
+		for i := range dst {
+			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:])))
 		}
 	case F16:
-		for len(dst) > 0 && len(src) >= 2 {
-			dst[0] = float16.Frombits(binary.LittleEndian.Uint16(src)).Float32()
-			dst, src = dst[1:], src[2:]
+		src = src[:2*len(dst)]
+		for i := range dst {
+			dst[i] = float16.Frombits(binary.LittleEndian.Uint16(src[2*i:])).Float32()
 		}
 	case BF16:
-		for len(dst) > 0 && len(src) >= 2 {
-			dst[0] = BF16ToFloat32(binary.LittleEndian.Uint16(src))
-			dst, src = dst[1:], src[2:]
-		}
+		decodeBF16(dst, src)
+	}
+}
+
+// decodeBF16 decodes four elements per 64-bit load: each float32 is a bfloat16 shifted
+// into the upper half.
+func decodeBF16(dst []float32, src []byte) {
+	src = src[:2*len(dst)]
+	i := 0
+	for ; i+4 <= len(dst); i += 4 {
+		w := binary.LittleEndian.Uint64(src[2*i:])
+		d := dst[i : i+4 : i+4]
+		d[0] = math.Float32frombits(uint32(w) << 16)
+		d[1] = math.Float32frombits(uint32(w) &^ 0xffff)
+		d[2] = math.Float32frombits(uint32(w>>32) << 16)
+		d[3] = math.Float32frombits(uint32(w>>32) &^ 0xffff)
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
 	}
 }
 
@@ -57,25 +72,37 @@ func Encode(dst []byte, src []float32, d DType) {
 	checkLen("Encode", d, len(dst), len(src))
 	switch d {
 	case F32:
-		for len(src) > 0 && len(dst) >= 4 {
-			binary.LittleEndian.PutUint32(dst, math.Float32bits(src[0]))
-			dst, src = dst[4:], src[1:]
+		dst = dst[:4*len(src)]
+		for i, v := range src {
+			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
 		}
 	case F64:
-		for len(src) > 0 && len(dst) >= 8 {
-			binary.LittleEndian.PutUint64(dst, math.Float64bits(float64(src[0])))
-			dst, src = dst[8:], src[1:]
+		dst = dst[:8*len(src)]
+		for i, v := range src {
+			binary.LittleEndian.PutUint64(dst[8*i:], math.Float64bits(float64(v)))
 		}
 	case F16:
-		for len(src) > 0 && len(dst) >= 2 {
-			binary.LittleEndian.PutUint16(dst, float16.Fromfloat32(src[0]).Bits())
-			dst, src = dst[2:], src[1:]
+		dst = dst[:2*len(src)]
+		for i, v := range src {
+			binary.LittleEndian.PutUint16(dst[2*i:], float16.Fromfloat32(v).Bits())
 		}
 	case BF16:
-		for len(src) > 0 && len(dst) >= 2 {
-			binary.LittleEndian.PutUint16(dst, Float32ToBF16(src[0]))
-			dst, src = dst[2:], src[1:]
-		}
+		encodeBF16(dst, src)
+	}
+}
+
+// encodeBF16 encodes four elements per 64-bit store.
+func encodeBF16(dst []byte, src []float32) {
+	dst = dst[:2*len(src)]
+	i := 0
+	for ; i+4 <= len(src); i += 4 {
+		s := src[i : i+4 : i+4]
+		w := uint64(Float32ToBF16(s[0])) | uint64(Float32ToBF16(s[1]))<<16 |
+			uint64(Float32ToBF16(s[2]))<<32 | uint64(Float32ToBF16(s[3]))<<48
+		binary.LittleEndian.PutUint64(dst[2*i:], w)
+	}
+	for ; i < len(src); i++ {
+		binary.LittleEndian.PutUint16(dst[2*i:], Float32ToBF16(src[i]))
 	}
 }
 
@@ -102,13 +129,14 @@ func BF16ToFloat32(h uint16) float32 {
 // 6 payload bits, with the quiet bit set.
 func Float32ToBF16(f float32) uint16 {
 	u := math.Float32bits(f)
-	if u&0x7fffffff > 0x7f800000 { // NaN: truncate and quiet; rounding could make it Inf.
-		return uint16(u>>16) | 0x0040
-	}
 	// Add just under half of the dropped part's unit, plus 1 if the kept part is odd:
 	// a carry out of the dropped 16 bits rounds up, exactly at halfway only when odd.
 	// The carry may run into the exponent, which is right: it rounds up to the next
-	// binade or, from the largest finite value, to Inf. No uint32 overflow: u <= 0xff800000.
-	u += 0x7fff + (u>>16)&1
-	return uint16(u >> 16)
+	// binade or, from the largest finite value, to Inf. (A NaN's sum may overflow; it is
+	// not used.)
+	r := (u + 0x7fff + (u>>16)&1) >> 16
+	if u&0x7fffffff > 0x7f800000 { // NaN: truncate and quiet; rounding could make it Inf.
+		r = u>>16 | 0x0040
+	}
+	return uint16(r)
 }

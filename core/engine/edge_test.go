@@ -139,3 +139,76 @@ func TestMayBeNonFinite(t *testing.T) {
 		}
 	}
 }
+
+// ties over deltas of one magnitude: every element ties at the top-k threshold, so the
+// selectors keep the boundary bucket (n ≤ 2^21 per selector) or, past that, make a third
+// pass in index order that ends once the cut is found. Both give the first ⌊ρn⌋ elements.
+func TestTiesAllTied(t *testing.T) {
+	for _, n := range []int{300_000, 2_100_000} {
+		spec := []safetensors.TensorSpec{{Name: "w", DType: dtype.BF16, Shape: []int64{int64(n)}}}
+		base, ft1, ft2 := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range n {
+			ft1[i], ft2[i] = 0.5, 0.25
+			if i%2 == 1 {
+				ft2[i] = -0.25
+			}
+		}
+		enc := func(x []float32) []byte { b := make([]byte, 2*len(x)); dtype.Encode(b, x, dtype.BF16); return b }
+		fsys := safetensors.MemFS{
+			"base/model.safetensors": writeST(t, spec, enc(base)),
+			"ft1/model.safetensors":  writeST(t, spec, enc(ft1)),
+			"ft2/model.safetensors":  writeST(t, spec, enc(ft2)),
+		}
+		cfg, err := config.Parse([]byte(`
+merge_method: ties
+base_model: base
+models:
+  - model: ft1
+    parameters: {weight: 1, density: 0.3}
+  - model: ft2
+    parameters: {weight: 1, density: 0.3}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := plan.Build(cfg, fsys, plan.Options{ShardSize: plan.DefaultShardSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &memSink{}
+		_, err = Run(context.Background(), p, s, Options{ChunkSize: 100_000, Threads: 2})
+		p.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := s.files["model.safetensors"].Bytes()
+		f, err := safetensors.Open(bytes.NewReader(out), int64(len(out)), "model.safetensors")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := make([]byte, 2*n)
+		if err := f.ReadTensorAt(f.Lookup("w"), raw, 0); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, n)
+		dtype.Decode(got, raw, dtype.BF16)
+		kept := int(math.Floor(0.3 * float64(n)))
+		bad := 0
+		for i, g := range got {
+			// Both models keep i < kept; ft2 agrees with the elected + sign at even i:
+			// (0.5 + 0.25)/2 there, 0.5/1 at odd i; nothing is kept past kept.
+			want := float32(0)
+			switch {
+			case i < kept && i%2 == 0:
+				want = 0.375
+			case i < kept:
+				want = 0.5
+			}
+			if g != want {
+				if bad++; bad <= 3 {
+					t.Errorf("n %d: element %d = %v, want %v", n, i, g, want)
+				}
+			}
+		}
+	}
+}

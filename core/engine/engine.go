@@ -61,12 +61,23 @@ type Sink interface {
 	Create(name string) (io.Writer, error)
 }
 
-// unit is one chunk of one output tensor.
+// unit is one chunk of one output tensor to merge or, when pass is set, elements of a
+// tensor for a statistics pass to observe: one chunk of an unordered pass, or the whole
+// tensor for an ordered one.
 type unit struct {
 	seq   int
 	entry int
 	off   int64 // first element
 	n     int64 // elements
+	pass  *passRun
+}
+
+// passRun is one statistics pass of one tensor: the dispatcher waits on done, which the
+// worker observing the last of its units closes.
+type passRun struct {
+	pass int
+	left atomic.Int64
+	done chan struct{}
 }
 
 type result struct {
@@ -75,11 +86,9 @@ type result struct {
 }
 
 // tensorState is the per-tensor kernel, made and taken through its statistics passes by
-// the first worker that reaches the tensor.
+// the dispatcher.
 type tensorState struct {
-	once   sync.Once
 	kernel merge.Kernel
-	err    error
 	left   atomic.Int64 // chunks not yet merged; the kernel is dropped at 0
 }
 
@@ -127,8 +136,9 @@ func (r *runner) chunkSize(g int64) int64 {
 	return max(g, int64(r.opts.ChunkSize)/g*g)
 }
 
-// dispatch makes each tensor's kernel when it reaches the tensor and hands out its
-// chunks in order, at most cap(tokens) ahead of the writer. It returns the unit count.
+// dispatch makes each tensor's kernel when it reaches the tensor, has the workers take it
+// through its statistics passes, and hands out its chunks in order, at most cap(tokens)
+// ahead of the writer. It returns the unit count, or -1 when ctx is done.
 func (r *runner) dispatch(ctx context.Context, work chan<- unit, tokens chan<- struct{}) int {
 	seq := 0
 	for i := range r.p.Entries {
@@ -141,6 +151,9 @@ func (r *runner) dispatch(ctx context.Context, work chan<- unit, tokens chan<- s
 		if e.Merge != nil {
 			st.kernel = r.p.Method.New(e.Merge)
 			size = r.chunkSize(st.kernel.Granule())
+			if !r.passes(ctx, work, i, size) {
+				return -1
+			}
 		}
 		st.left.Store((e.N + size - 1) / size)
 		for off := int64(0); off < e.N; off += size {
@@ -158,6 +171,36 @@ func (r *runner) dispatch(ctx context.Context, work chan<- unit, tokens chan<- s
 		}
 	}
 	return seq
+}
+
+// passes runs the statistics passes of entry i's kernel: the chunks of an unordered pass
+// go to the workers one by one (so every worker observes at once), an ordered pass to one
+// worker whole. It returns false when ctx is done.
+func (r *runner) passes(ctx context.Context, work chan<- unit, i int, size int64) bool {
+	e := &r.p.Entries[i]
+	k := r.states[i].kernel
+	pk, _ := k.(merge.PassKernel)
+	for pass := 0; k.NeedPass(pass); pass++ {
+		pr := &passRun{pass: pass, done: make(chan struct{})}
+		step := e.N // ordered: one unit
+		if pk != nil && pk.Unordered(pass) {
+			step = size
+		}
+		pr.left.Store((e.N + step - 1) / step)
+		for off := int64(0); off < e.N; off += step {
+			select {
+			case work <- unit{seq: -1, entry: i, off: off, n: min(step, e.N-off), pass: pr}:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		select {
+		case <-pr.done:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 func (r *runner) run(ctx context.Context, sink Sink) error {
@@ -183,6 +226,16 @@ func (r *runner) run(ctx context.Context, sink Sink) error {
 			defer wg.Done()
 			wk := &worker{r: r}
 			for u := range work {
+				if u.pass != nil {
+					if err := wk.observe(ctx, u); err != nil {
+						cancel(err)
+						return
+					}
+					if u.pass.left.Add(-1) == 0 {
+						close(u.pass.done)
+					}
+					continue
+				}
 				var buf []byte
 				select {
 				case buf = <-bufs:
@@ -350,13 +403,9 @@ func (w *worker) do(ctx context.Context, u unit, buf []byte) ([]byte, error) {
 		w.buffers(len(e.Inputs), u.n)
 		return buf, w.copyChunk(e, u, buf)
 	}
-	st.once.Do(func() { st.err = w.prepare(ctx, e, st.kernel) })
-	if st.err != nil {
-		return nil, st.err
-	}
 	in := w.chunk(len(e.Inputs), u.n)
 	for k := range e.Inputs {
-		if err := w.load(e, k, u.off, in[k], w.raw[k]); err != nil {
+		if err := w.load(e, k, u.off, in[k], w.raw[k], true); err != nil {
 			return nil, err
 		}
 	}
@@ -369,24 +418,33 @@ func (w *worker) do(ctx context.Context, u unit, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// prepare runs the kernel k of e through its statistics passes over the whole tensor.
-func (w *worker) prepare(ctx context.Context, e *plan.Entry, k merge.Kernel) error {
+// observe feeds the elements of u, chunk by chunk in order, to its kernel's pass,
+// reading only the inputs the pass still needs.
+func (w *worker) observe(ctx context.Context, u unit) error {
+	e := &w.r.p.Entries[u.entry]
+	k := w.r.states[u.entry].kernel
+	pk, _ := k.(merge.PassKernel)
 	size := w.r.chunkSize(k.Granule())
-	for pass := 0; k.NeedPass(pass); pass++ {
-		for off := int64(0); off < e.N; off += size {
-			if err := context.Cause(ctx); err != nil {
+	for off, end := u.off, u.off+u.n; off < end; off += size {
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		in := w.chunk(len(e.Inputs), min(size, end-off))
+		reads := false
+		for i := range e.Inputs {
+			if pk != nil && !pk.Reads(u.pass.pass, i) {
+				in[i] = nil
+				continue
+			}
+			reads = true
+			if err := w.load(e, i, off, in[i], w.raw[i], false); err != nil {
 				return err
 			}
-			n := min(size, e.N-off)
-			w.buffers(len(e.Inputs), n)
-			in := w.chunk(len(e.Inputs), n)
-			for i := range e.Inputs {
-				if err := w.load(e, i, off, in[i], w.raw[i]); err != nil {
-					return err
-				}
-			}
-			k.Observe(pass, off, in)
 		}
+		if !reads {
+			return nil // the pass learnt all it needed from earlier chunks
+		}
+		k.Observe(u.pass.pass, off, in)
 	}
 	return nil
 }
@@ -402,7 +460,10 @@ func (w *worker) chunk(k int, n int64) [][]float32 {
 }
 
 // load reads elements [off, off+len(dst)) of input k of e and decodes them to float32.
-func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte) error {
+// With check, NaN and Inf are looked for, and fail the merge or are counted. Statistics
+// passes do not check: the merge pass reads every element once more, so each non-finite
+// element is reported (or counted) once, whatever the method's passes.
+func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte, check bool) error {
 	in := e.Inputs[k]
 	size := int64(in.Tensor.DType.Size())
 	raw = raw[:int64(len(dst))*size]
@@ -411,7 +472,7 @@ func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte
 	}
 	w.r.read.Add(int64(len(raw)))
 	dtype.Decode(dst, raw, in.Tensor.DType)
-	if !mayBeNonFinite(raw, in.Tensor.DType) {
+	if !check || !mayBeNonFinite(raw, in.Tensor.DType) {
 		return nil
 	}
 	if bad, first := countNonFinite(dst); bad > 0 {

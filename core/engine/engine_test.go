@@ -215,14 +215,23 @@ func TestNonFinite(t *testing.T) {
 	copy(raw[dataStart+ten.Start+6:], nan)
 	os.WriteFile(path, raw, 0o644)
 
-	c := cfgFor(dir, "task_arithmetic", nil, config.Params{"weight": scalar(0.5)}, config.Params{"weight": scalar(0.5)})
-	_, _, err = runPlan(t, c, 0, Options{})
-	if !errors.Is(err, ErrNonFinite) {
-		t.Fatalf("merge with a NaN input = %v, want ErrNonFinite", err)
-	}
-	_, res, err := runPlan(t, c, 0, Options{AllowNonFinite: true})
-	if err != nil || res.NonFinite != 1 {
-		t.Fatalf("merge with AllowNonFinite = %v, NonFinite %v; want nil, 1", err, res)
+	// ties reads its inputs in two statistics passes before merging: the NaN is still
+	// reported, and counted, once.
+	args := config.Params{"weight": scalar(0.5), "density": scalar(0.5)}
+	for _, method := range []string{"task_arithmetic", "ties"} {
+		a := args
+		if method == "task_arithmetic" {
+			a = config.Params{"weight": scalar(0.5)}
+		}
+		c := cfgFor(dir, method, nil, a, a)
+		_, _, err = runPlan(t, c, 0, Options{})
+		if !errors.Is(err, ErrNonFinite) {
+			t.Fatalf("%s with a NaN input = %v, want ErrNonFinite", method, err)
+		}
+		_, res, err := runPlan(t, c, 0, Options{AllowNonFinite: true})
+		if err != nil || res.NonFinite != 1 {
+			t.Fatalf("%s with AllowNonFinite = %v, NonFinite %v; want nil, 1", method, err, res)
+		}
 	}
 }
 

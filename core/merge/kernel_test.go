@@ -5,31 +5,45 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"sync"
 	"testing"
 )
 
 // run drives k as the engine does (design: Kernel's doc): statistics passes over chunks of
-// size chunk in element order, then Merge over the chunks in reverse order, on copies of
-// the inputs (kernels may overwrite them).
+// size chunk in element order (a PassKernel's unordered passes in reverse order and
+// concurrently, inputs it does not read as nil), then Merge over the chunks in reverse
+// order, on copies of the inputs (kernels may overwrite them).
 func run(k Kernel, in [][]float32, chunk int) []float32 {
 	n := len(in[0])
 	chunk = max(1, chunk)
-	view := func(off, end int) [][]float32 {
+	pk, _ := k.(PassKernel)
+	view := func(pass, off, end int) [][]float32 {
 		v := make([][]float32, len(in))
 		for j := range in {
-			v[j] = slices.Clone(in[j][off:end])
+			if pass < 0 || pk == nil || pk.Reads(pass, j) {
+				v[j] = slices.Clone(in[j][off:end])
+			}
 		}
 		return v
 	}
 	for pass := 0; k.NeedPass(pass); pass++ {
+		if pk != nil && pk.Unordered(pass) {
+			var wg sync.WaitGroup
+			for off := (n - 1) / chunk * chunk; off >= 0 && n > 0; off -= chunk {
+				v := view(pass, off, min(n, off+chunk))
+				wg.Go(func() { k.Observe(pass, int64(off), v) })
+			}
+			wg.Wait()
+			continue
+		}
 		for off := 0; off < n; off += chunk {
-			k.Observe(pass, int64(off), view(off, min(n, off+chunk)))
+			k.Observe(pass, int64(off), view(pass, off, min(n, off+chunk)))
 		}
 	}
 	out := make([]float32, n)
 	for off := (n - 1) / chunk * chunk; off >= 0 && n > 0; off -= chunk {
 		end := min(n, off+chunk)
-		k.Merge(out[off:end], int64(off), view(off, end))
+		k.Merge(out[off:end], int64(off), view(-1, off, end))
 	}
 	return out
 }
@@ -219,11 +233,23 @@ func TestTopKInvariants(t *testing.T) {
 }
 
 // The selector against a sort, in both directions and tie orders (the breadcrumbs windows
-// need the smallest with higher indices first).
+// need the smallest with higher indices first), with the unordered passes fed their chunks
+// shuffled and concurrently, keeping the boundary bucket or (maxCandidates 0) not.
 func TestSelector(t *testing.T) {
+	defer func(m int64) { maxCandidates = m }(maxCandidates)
+	for _, maxCand := range []int64{1 << 22, 0} {
+		maxCandidates = maxCand
+		testSelector(t, maxCand)
+	}
+}
+
+func testSelector(t *testing.T, maxCand int64) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for trial := range 300 {
 		n := 1 + r.IntN(2000)
+		if trial%10 == 0 { // chunks past smallChunk count privately
+			n = smallChunk + r.IntN(5*smallChunk)
+		}
 		x := make([]float32, n)
 		for i := range x {
 			x[i] = float32(r.IntN(1+r.IntN(50))) * float32(math.Pow(2, float64(r.IntN(40)-20)))
@@ -250,15 +276,29 @@ func TestSelector(t *testing.T) {
 		}
 		s := newSelector(m, int64(n), largest, lowFirst)
 		chunk := 1 + r.IntN(n)
+		var offs []int
+		for off := 0; off < n; off += chunk {
+			offs = append(offs, off)
+		}
 		passes := 0
 		for ; !s.done(); passes++ {
-			for off := 0; off < n; off += chunk {
-				s.observe(int64(off), x[off:min(n, off+chunk)])
+			if !s.unordered() {
+				for _, off := range offs {
+					s.observe(int64(off), x[off:min(n, off+chunk)])
+				}
+			} else {
+				r.Shuffle(len(offs), func(i, j int) { offs[i], offs[j] = offs[j], offs[i] })
+				var wg sync.WaitGroup
+				for _, off := range offs {
+					wg.Go(func() { s.observe(int64(off), x[off:min(n, off+chunk)]) })
+				}
+				wg.Wait()
+				slices.Sort(offs)
 			}
 			s.endPass()
 		}
-		if passes > 3 {
-			t.Fatalf("trial %d: %d passes", trial, passes)
+		if limit := map[bool]int{true: 2, false: 3}[maxCand > 0]; passes > limit {
+			t.Fatalf("trial %d: %d passes, want at most %d", trial, passes, limit)
 		}
 		for i := range x {
 			if s.in(int64(i), x[i]) != want[i] {

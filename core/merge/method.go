@@ -104,8 +104,9 @@ const (
 // as float32 (base first when Tensor.HasBase). A kernel may overwrite in.
 //
 // The engine calls, for pass := 0; k.NeedPass(pass); pass++, Observe(pass, ...) over every
-// chunk of the tensor in element order from one goroutine; then Merge over every chunk,
-// possibly concurrently and in any order. Chunk boundaries are multiples of Granule().
+// chunk of the tensor in element order from one goroutine (unless the kernel is a
+// [PassKernel] that says otherwise); then Merge over every chunk, possibly concurrently
+// and in any order. Chunk boundaries are multiples of Granule().
 type Kernel interface {
 	// NeedPass reports whether statistics pass number pass is needed; it is called after
 	// pass-1 has seen every element.
@@ -116,6 +117,18 @@ type Kernel interface {
 	Granule() int64
 	// Merge writes output elements [off, off+len(dst)) into dst.
 	Merge(dst []float32, off int64, in [][]float32)
+}
+
+// A PassKernel is a Kernel that tells the engine how to save work in its statistics
+// passes. Both methods may be called concurrently with Observe calls of an unordered pass.
+type PassKernel interface {
+	Kernel
+	// Unordered reports whether pass may see its chunks in any order and concurrently:
+	// Observe calls of that pass may then run at the same time on different chunks.
+	Unordered(pass int) bool
+	// Reads reports whether the current pass still needs input k. The engine passes nil
+	// for an input it did not read, and ends an ordered pass early once no input is needed.
+	Reads(pass, k int) bool
 }
 
 // InputError is an error of Method.Check about one input (an index into Tensor.Args), so

@@ -2,19 +2,23 @@ package merge
 
 import (
 	"math"
+	"slices"
 	"sync"
 )
 
 // A selector finds, exactly and in bounded memory, the set of the m elements of a tensor
-// that come first in an order over magnitudes, given one element at a time in index order
-// (design.md §5: magnitude top-k and the outlier windows of breadcrumbs).
+// that come first in an order over magnitudes (design.md §5: magnitude top-k and the
+// outlier windows of breadcrumbs).
 //
 // Keys are the bits of |x| as a float32 with the sign cleared; for non-negative floats (and
-// NaN, which sorts above +Inf) the integer order is the numeric order. Three passes over the
-// tensor at most: a histogram of the high 16 bits finds the bucket holding the m-th key, a
-// histogram of the low 16 bits inside that bucket finds the key T itself, and, only when
-// some but not all elements equal to T belong to the set, a third pass finds the index at
-// which ties stop. The state is one 65,536-bucket histogram.
+// NaN, which sorts above +Inf) the integer order is the numeric order. Two passes over the
+// tensor, each in any chunk order and concurrently: a histogram of the high 16 bits finds
+// the bucket holding the m-th key; a histogram of the low 16 bits inside that bucket finds
+// the key T itself, while the bucket's elements (index and low bits) are kept, when there
+// are at most maxCandidates of them, to find where ties with T stop. When some but not all
+// elements equal to T belong to the set and the bucket was too large to keep, a third
+// pass, in index order, finds the index at which ties stop. The state is one
+// 65,536-bucket histogram and the kept bucket.
 type selector struct {
 	m       int64 // elements to select
 	n       int64
@@ -22,26 +26,70 @@ type selector struct {
 	// lowFirst: among keys equal to T, those of lower index are selected first.
 	lowFirst bool
 
+	// maxCand bounds the boundary bucket's elements kept (maxCandidates unless the
+	// kernel shares that budget among several selectors).
+	maxCand int64
+
+	mu    sync.Mutex // guards hist and cand during the unordered passes
 	hist  *[1 << 16]int64
-	hi    uint32 // high 16 bits of T
-	t     uint32 // the boundary key T
-	eq    int64  // elements whose key is T
-	take  int64  // how many of them are selected
-	cut   int64  // index bound for ties (see in)
+	cand  []uint64 // stage 1: index<<16 | low 16 bits of the elements in bucket hi; nil when too many
+	hi    uint32   // high 16 bits of T
+	t     uint32   // the boundary key T
+	eq    int64    // elements whose key is T
+	take  int64    // how many of them are selected
+	cut   int64    // index bound for ties (see in)
 	seen  int64
 	stage int // 0: high histogram, 1: low histogram, 2: ties, 3: done
+
+	// The selection as mask computes it, set by finish: an element is selected when
+	// key^flip > tx, or when key == t and sgn·index <= c.
+	flip, tx uint32
+	sgn, c   int64
 }
+
+// maxCandidates bounds the elements of the boundary bucket the selectors of one tensor keep
+// in their second pass (8 bytes each: 32 MiB). A variable so that tests can force the
+// third pass.
+var maxCandidates int64 = 1 << 22
 
 var histPool = sync.Pool{New: func() any { return new([1 << 16]int64) }}
 
+// countPool holds the per-chunk histograms that unordered passes add up without the lock.
+var countPool = sync.Pool{New: func() any { return new([1 << 16]uint32) }}
+
+// candPool holds the per-chunk lists of boundary-bucket elements.
+var candPool = sync.Pool{New: func() any { return new([]uint64) }}
+
 func newSelector(m, n int64, largest, lowFirst bool) *selector {
-	s := &selector{m: max(0, min(m, n)), n: n, largest: largest, lowFirst: lowFirst, stage: 3}
+	s := &selector{m: max(0, min(m, n)), n: n, largest: largest, lowFirst: lowFirst, stage: 3, maxCand: maxCandidates}
 	if s.m > 0 && s.m < n {
 		s.stage = 0
 		s.hist = histPool.Get().(*[1 << 16]int64)
 		*s.hist = [1 << 16]int64{}
 	}
+	s.finish()
 	return s
+}
+
+// finish sets the fields mask reads once the selection is known. Ordering keys by
+// key^flip turns "smallest first" into "largest first"; sgn·index <= c is index <= cut
+// (lowFirst), index > cut (not lowFirst) or always true (every tie selected).
+func (s *selector) finish() {
+	if s.stage != 3 || s.m == 0 || s.m == s.n {
+		return // mask needs nothing more
+	}
+	if !s.largest {
+		s.flip = 1<<32 - 1
+	}
+	s.tx = s.t ^ s.flip
+	switch {
+	case s.take == s.eq:
+		s.sgn, s.c = 0, 0
+	case s.lowFirst:
+		s.sgn, s.c = 1, s.cut
+	default:
+		s.sgn, s.c = -1, -s.cut-1
+	}
 }
 
 func magKey(x float32) uint32 { return math.Float32bits(x) &^ (1 << 31) }
@@ -49,36 +97,88 @@ func magKey(x float32) uint32 { return math.Float32bits(x) &^ (1 << 31) }
 // done reports whether the selector needs no more passes.
 func (s *selector) done() bool { return s.stage == 3 }
 
-// observe feeds the elements [off, off+len(x)) to the current pass.
+// unordered reports whether the current pass may see chunks in any order, concurrently.
+func (s *selector) unordered() bool { return s.stage < 2 }
+
+// smallChunk is the chunk length below which observe counts into the shared histogram
+// under the lock instead of clearing and adding a private one.
+const smallChunk = 1 << 13
+
+// observe feeds the elements [off, off+len(x)) to the current pass. In stages 0 and 1 it
+// may run concurrently on different chunks.
 func (s *selector) observe(off int64, x []float32) {
 	switch s.stage {
 	case 0:
-		h := s.hist
-		for _, v := range x {
-			h[magKey(v)>>16]++
+		if len(x) < smallChunk {
+			s.mu.Lock()
+			for _, v := range x {
+				s.hist[magKey(v)>>16]++
+			}
+			s.mu.Unlock()
+			return
 		}
+		c := countPool.Get().(*[1 << 16]uint32)
+		for len(x) > 0 {
+			*c = [1 << 16]uint32{}
+			part := x[:min(len(x), math.MaxInt32)] // counts fit in uint32
+			x = x[len(part):]
+			for _, v := range part {
+				c[magKey(v)>>16]++
+			}
+			s.add(c)
+		}
+		countPool.Put(c)
 	case 1:
-		h := s.hist
-		for _, v := range x {
+		cp := candPool.Get().(*[]uint64)
+		cand := (*cp)[:0]
+		for i, v := range x {
 			if k := magKey(v); k>>16 == s.hi {
-				h[k&0xffff]++
+				cand = append(cand, uint64(off+int64(i))<<16|uint64(k&0xffff))
 			}
 		}
+		s.mu.Lock()
+		for _, c := range cand {
+			s.hist[c&0xffff]++
+		}
+		if s.cand != nil {
+			s.cand = append(s.cand, cand...) // within the capacity reserved by endPass
+		}
+		s.mu.Unlock()
+		*cp = cand
+		candPool.Put(cp)
 	case 2:
 		for i, v := range x {
 			if magKey(v) != s.t {
 				continue
 			}
 			s.seen++
-			// lowFirst: the take-th equal element is the last selected; otherwise the
-			// (eq-take)-th equal element is the last one not selected.
-			if (s.lowFirst && s.seen == s.take) || (!s.lowFirst && s.seen == s.eq-s.take) {
+			if s.seen == s.nth() {
 				s.cut = off + int64(i)
 				s.stage = 3 // nothing more to learn; later chunks are ignored
+				s.finish()
 				return
 			}
 		}
 	}
+}
+
+// nth returns which element equal to T (from 1, in index order) sets the cut: with
+// lowFirst, the take-th is the last selected; otherwise the (eq-take)-th is the last one
+// not selected.
+func (s *selector) nth() int64 {
+	if s.lowFirst {
+		return s.take
+	}
+	return s.eq - s.take
+}
+
+// add adds a chunk's private histogram to the shared one.
+func (s *selector) add(c *[1 << 16]uint32) {
+	s.mu.Lock()
+	for b, v := range c {
+		s.hist[b] += int64(v)
+	}
+	s.mu.Unlock()
 }
 
 // endPass is called after every element went through observe in the current pass.
@@ -88,6 +188,9 @@ func (s *selector) endPass() {
 		b, before := s.walk(s.m)
 		s.hi = b
 		s.m -= before // rank within the bucket
+		if c := s.hist[b]; c <= s.maxCand && s.n < 1<<48 {
+			s.cand = make([]uint64, 0, c)
+		}
 		*s.hist = [1 << 16]int64{}
 		s.stage = 1
 	case 1:
@@ -98,9 +201,23 @@ func (s *selector) endPass() {
 		histPool.Put(s.hist)
 		s.hist = nil
 		s.stage = 3
-		if s.take < s.eq { // take ≥ 1 by construction of walk
+		switch {
+		case s.take == s.eq: // take ≥ 1 by construction of walk
+		case s.cand != nil:
+			// The indices of the elements equal to T, in order, give the cut.
+			idx := s.cand[:0]
+			for _, c := range s.cand {
+				if uint32(c&0xffff) == b {
+					idx = append(idx, c>>16)
+				}
+			}
+			slices.Sort(idx)
+			s.cut = int64(idx[s.nth()-1])
+		default:
 			s.stage = 2
 		}
+		s.cand = nil
+		s.finish()
 	}
 }
 
@@ -119,6 +236,38 @@ func (s *selector) walk(m int64) (uint32, int64) {
 		acc += s.hist[b]
 	}
 	panic("merge: selector histogram holds fewer elements than the tensor") // counts are exact
+}
+
+// mask sets m[i] to all ones where element off+i, of value x[i]-b[i] (the delta, rounded
+// to float32), is selected and to zero where it is not: in without branches. Valid after
+// the last pass; safe for concurrent use.
+func (s *selector) mask(m []uint64, off int64, x, b []float32) {
+	x, b = x[:len(m)], b[:len(m)]
+	switch s.m {
+	case 0:
+		clear(m)
+		return
+	case s.n:
+		for i := range m {
+			m[i] = 1<<64 - 1
+		}
+		return
+	}
+	flip, tx, t, sgn, c := s.flip, s.tx, s.t, s.sgn, s.c
+	for i := range m {
+		k := magKey(x[i] - b[i])
+		var above, eq, tie uint64
+		if k^flip > tx {
+			above = 1
+		}
+		if k == t {
+			eq = 1
+		}
+		if sgn*(off+int64(i)) <= c {
+			tie = 1
+		}
+		m[i] = -(above | eq&tie)
+	}
 }
 
 // in reports whether the element at index i with value x is selected. Valid after the last

@@ -1,5 +1,7 @@
 package merge
 
+import "math"
+
 // The random stream of design.md §4. One Stream per (seed, model, tensor name); element i's
 // draw depends on nothing else, so masks do not depend on chunking, threads or platform.
 
@@ -41,3 +43,19 @@ func (s Stream) Uniform(i int64) float64 { return float64(s.bits(i)) * (1.0 / (1
 // Keep reports u(i) < p, compared in float64. Scaling both sides by 2^53 is exact, so this
 // equals comparing Uniform(i) with p.
 func (s Stream) Keep(i int64, p float64) bool { return float64(s.bits(i)) < p*(1<<53) }
+
+// threshold returns the integer form of p for keepBelow: bits(i) < threshold(p) exactly
+// when Keep(i, p), since for an integer b and a real P, b < P is b < ⌈P⌉.
+func threshold(p float64) uint64 {
+	P := p * (1 << 53)
+	switch {
+	case !(P > 0):
+		return 0
+	case P >= 1<<53:
+		return 1 << 53
+	}
+	return uint64(math.Ceil(P))
+}
+
+// keepBelow is Keep with p given as threshold(p): one integer comparison.
+func (s Stream) keepBelow(i int64, thr uint64) bool { return s.bits(i) < thr }

@@ -73,12 +73,14 @@ type tvKernel struct {
 	// (breadcrumbs' n_bot smallest); nil when unused.
 	top, bot []*selector
 	stream   []Stream
+	thr      []uint64  // DARE: threshold(ρ) per model
 	rowLen   int64     // DELLA ranks within rows of this length
 	scratch  sync.Pool // *rowScratch for DELLA's ranks
 	// L1 rescale: Σ|d| and Σ|sparse(d)| per model, then the factor.
 	abs, kept []float64
 	scale     []float64
-	phase     int // 0: selecting, 1: L1 pass, 2: merging
+	phase     int  // 0: selecting, 1: L1 pass, 2: merging
+	dense     bool // every model keeps its whole delta and there is no consensus
 }
 
 func (m *taskVector) New(t *Tensor) Kernel {
@@ -120,6 +122,7 @@ func (m *taskVector) New(t *Tensor) Kernel {
 		}
 		if m.sparsify == dareDrop || m.sparsify == magprune {
 			k.stream = append(k.stream, NewStream(t.Seed, t.Models[j+1], t.Name))
+			k.thr = append(k.thr, threshold(k.rho[j]))
 		}
 	}
 	if m.sparsify == magprune && len(t.Shape) > 0 {
@@ -134,6 +137,16 @@ func (m *taskVector) New(t *Tensor) Kernel {
 	}
 	if k.l1 {
 		k.abs, k.kept = make([]float64, nm), make([]float64, nm)
+	}
+	// The selectors share one budget for the boundary elements they keep.
+	if sel := len(k.top) + len(k.bot); sel > 1 {
+		for _, s := range append(slices.Clip(k.top), k.bot...) {
+			s.maxCand = maxCandidates / int64(sel)
+		}
+	}
+	k.dense = !m.consensus
+	for j := range nm {
+		k.dense = k.dense && k.keepsAll(j)
 	}
 	return k
 }
@@ -179,6 +192,38 @@ func (k *tvKernel) NeedPass(pass int) bool {
 	return false
 }
 
+// Unordered: the selection passes are, except the selectors' pass over ties; the L1 pass
+// sums in element order.
+func (k *tvKernel) Unordered(pass int) bool {
+	if k.phase != 0 {
+		return false
+	}
+	for j := range k.w {
+		for _, s := range [][]*selector{k.top, k.bot} {
+			if s != nil && !s[j].done() && !s[j].unordered() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Reads: a selection pass reads the base and the models still selecting; the L1 pass all.
+func (k *tvKernel) Reads(pass, in int) bool {
+	if k.phase != 0 {
+		return true
+	}
+	if in > 0 {
+		return k.selecting(in - 1)
+	}
+	for j := range k.w {
+		if k.selecting(j) {
+			return true
+		}
+	}
+	return false
+}
+
 func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 	base := in[0]
 	if k.phase == 0 {
@@ -198,8 +243,8 @@ func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 		}
 		return
 	}
-	// The L1 pass: W[j] holds 1 where model j keeps an element; sums in element order.
-	var w [1][block]float64
+	// The L1 pass: keep holds all ones where model j keeps an element; sums in element order.
+	var keep [block]uint64
 	var probs []float64
 	var s *rowScratch
 	if k.m.sparsify == magprune {
@@ -214,14 +259,12 @@ func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 			if s != nil {
 				probs = k.probs(s, j, off, in[j+1], base, lo, hi)
 			}
-			k.mask(w[0][:len(b)], j, off+int64(lo), x, b, probs)
+			k.keep(keep[:len(b)], j, off+int64(lo), x, b, probs)
 			var a, c float64
 			for i := range b {
 				d := math.Abs(float64(x[i]) - float64(b[i]))
 				a += d
-				if w[0][i] != 0 {
-					c += d
-				}
+				c += math.Float64frombits(math.Float64bits(d) & keep[i])
 			}
 			k.abs[j] += a
 			k.kept[j] += c
@@ -233,62 +276,48 @@ func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 // scratch lives on the stack.
 const block = 256
 
-// mask writes, for elements [off, off+len(w)) of model j, 0 where the element is dropped
-// and the survivor's rescale divisor (ρ, DELLA's p, or 1) where it is kept. probs holds
-// DELLA's keep probabilities of these elements.
-func (k *tvKernel) mask(w []float64, j int, off int64, x, b []float32, probs []float64) {
-	x, b = x[:len(w)], b[:len(w)]
-	rho := k.rho[j]
+// keep sets m[i] to all ones where model j keeps element off+i and to zero where it drops
+// it, without branches on the data (the drops are random, so branches would mispredict).
+// probs holds DELLA's keep probabilities of these elements.
+func (k *tvKernel) keep(m []uint64, j int, off int64, x, b []float32, probs []float64) {
 	switch {
-	case k.m.sparsify == noSparsify || (rho >= 1 && k.m.sparsify != outliers):
-		for i := range w {
-			w[i] = 1
+	case k.keepsAll(j):
+		for i := range m {
+			m[i] = 1<<64 - 1
 		}
 		return
-	case rho <= 0:
-		clear(w)
+	case k.rho[j] <= 0 && k.m.sparsify != outliers:
+		clear(m)
 		return
-	}
-	div := 1.0
-	if k.inverse {
-		div = rho
 	}
 	switch k.m.sparsify {
 	case topK:
-		sel := k.top[j]
-		for i := range w {
-			w[i] = 0
-			if sel.in(off+int64(i), x[i]-b[i]) {
-				w[i] = div
-			}
-		}
-	case outliers:
-		top, bot := k.top[j], k.bot[j]
-		for i := range w {
-			w[i] = 0
-			if d := x[i] - b[i]; !top.in(off+int64(i), d) && !bot.in(off+int64(i), d) {
-				w[i] = div
-			}
+		k.top[j].mask(m, off, x, b)
+	case outliers: // neither among the largest nor among the smallest
+		var bot [block]uint64
+		k.top[j].mask(m, off, x, b)
+		k.bot[j].mask(bot[:len(m)], off, x, b)
+		for i := range m {
+			m[i] = ^(m[i] | bot[i])
 		}
 	case dareDrop:
-		st := k.stream[j]
-		for i := range w {
-			w[i] = 0
-			if st.Keep(off+int64(i), rho) {
-				w[i] = div
+		st, thr := k.stream[j], k.thr[j]
+		for i := range m {
+			var keep uint64
+			if st.keepBelow(off+int64(i), thr) {
+				keep = 1
 			}
+			m[i] = -keep
 		}
 	case magprune:
 		st := k.stream[j]
-		probs = probs[:len(w)]
+		probs = probs[:len(m)]
 		for i, p := range probs {
-			w[i] = 0
+			var keep uint64
 			if st.Keep(off+int64(i), p) {
-				w[i] = 1
-				if k.inverse {
-					w[i] = p
-				}
+				keep = 1
 			}
+			m[i] = -keep
 		}
 	}
 }
@@ -298,8 +327,8 @@ func (k *tvKernel) keepsAll(j int) bool {
 	return k.m.sparsify == noSparsify || (k.rho[j] >= 1 && k.m.sparsify != outliers)
 }
 
-// dense writes model j's weighted delta w_j·d_j (the fast path of mask and sparsify).
-func (k *tvKernel) dense(w []float64, j int, x, b []float32) {
+// denseDelta writes model j's weighted delta w_j·d_j (the fast path of weigh).
+func (k *tvKernel) denseDelta(w []float64, j int, x, b []float32) {
 	x, b = x[:len(w)], b[:len(w)]
 	f := k.w[j]
 	for i := range w {
@@ -307,90 +336,192 @@ func (k *tvKernel) dense(w []float64, j int, x, b []float32) {
 	}
 }
 
-// dare is mask and sparsify fused for DARE, without branches on the random draws: a
-// dropped element's value is masked to +0 bit by bit.
-func (k *tvKernel) dare(w []float64, j int, off int64, x, b []float32) {
-	x, b = x[:len(w)], b[:len(w)]
-	st, rho, f := k.stream[j], k.rho[j], k.w[j]
-	div, mul := 1.0, k.scale[j]
-	if k.inverse {
-		div = rho
+// weigh writes model j's weighted sparse delta w_j·sparse(d_j): where keep is set, the
+// delta divided by its rescale divisor (ρ, DELLA's p, or 1), times the L1 factor and the
+// weight; elsewhere +0, masked bit by bit. Explicit float64 conversions round every
+// product, so no platform fuses a multiply-add and outputs stay byte-identical everywhere.
+// Dividing or multiplying by 1 is exact and skipped.
+func (k *tvKernel) weigh(w []float64, j int, keep []uint64, x, b []float32, probs []float64) {
+	x, b, keep = x[:len(w)], b[:len(w)], keep[:len(w)]
+	f, mul := k.w[j], k.scale[j]
+	div := 1.0
+	switch {
+	case k.inverse && probs != nil:
+		probs = probs[:len(w)]
+		for i := range w {
+			v := float64(float64(float64((float64(x[i])-float64(b[i]))/probs[i])*mul) * f)
+			w[i] = math.Float64frombits(math.Float64bits(v) & keep[i])
+		}
+		return
+	case k.inverse:
+		div = k.rho[j]
+	}
+	if div == 1 && mul == 1 {
+		for i := range w {
+			v := float64((float64(x[i]) - float64(b[i])) * f)
+			w[i] = math.Float64frombits(math.Float64bits(v) & keep[i])
+		}
+		return
 	}
 	for i := range w {
-		var keep uint64
-		if st.Keep(off+int64(i), rho) {
-			keep = 1
-		}
 		v := float64(float64(float64((float64(x[i])-float64(b[i]))/div)*mul) * f)
-		w[i] = math.Float64frombits(math.Float64bits(v) & -keep)
-	}
-}
-
-// sparsify turns model j's mask (from mask) into its weighted sparse delta
-// w_j·sparse(d_j). Explicit float64 conversions round every product, so no platform fuses
-// a multiply-add and outputs stay byte-identical everywhere.
-func (k *tvKernel) sparsify(w []float64, j int, x, b []float32) {
-	x, b = x[:len(w)], b[:len(w)]
-	f, mul := k.w[j], k.scale[j]
-	for i, div := range w {
-		if div != 0 {
-			w[i] = float64(float64(float64((float64(x[i])-float64(b[i]))/div)*mul) * f)
-		}
+		w[i] = math.Float64frombits(math.Float64bits(v) & keep[i])
 	}
 }
 
 func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 	base, models := in[0], in[1:]
+	if k.dense {
+		k.mergeDense(dst, base, models)
+		return
+	}
 	var stack [8][block]float64
 	W := stack[:]
 	if len(models) > len(stack) {
 		W = make([][block]float64, len(models))
 	}
 	W = W[:len(models)]
+	var keep [block]uint64
 	var s *rowScratch
 	if k.m.sparsify == magprune {
 		s = k.getScratch()
 		defer k.scratch.Put(s)
 	}
+	if k.m.consensus && len(models) == 2 && s == nil {
+		var keep1 [block]uint64
+		for lo := 0; lo < len(base); lo += block {
+			hi := min(len(base), lo+block)
+			b := base[lo:hi]
+			x0, x1 := models[0][lo:hi], models[1][lo:hi]
+			k.keep(keep[:len(b)], 0, off+int64(lo), x0, b, nil)
+			k.keep(keep1[:len(b)], 1, off+int64(lo), x1, b, nil)
+			k.consensus2(dst[lo:hi], b, x0, x1, keep[:len(b)], keep1[:len(b)])
+		}
+		return
+	}
 	for lo, hi := 0, 0; lo < len(base); lo = hi {
 		hi = k.blockEnd(off, lo, len(base))
 		b := base[lo:hi]
 		for j, x := range models {
+			if k.keepsAll(j) {
+				k.denseDelta(W[j][:len(b)], j, x[lo:hi], b)
+				continue
+			}
 			var p []float64
 			if s != nil {
 				p = k.probs(s, j, off, x, base, lo, hi)
 			}
-			if k.keepsAll(j) {
-				k.dense(W[j][:len(b)], j, x[lo:hi], b)
-				continue
-			}
-			if k.m.sparsify == dareDrop && k.rho[j] > 0 {
-				k.dare(W[j][:len(b)], j, off+int64(lo), x[lo:hi], b)
-				continue
-			}
-			k.mask(W[j][:len(b)], j, off+int64(lo), x[lo:hi], b, p)
-			k.sparsify(W[j][:len(b)], j, x[lo:hi], b)
+			k.keep(keep[:len(b)], j, off+int64(lo), x[lo:hi], b, p)
+			k.weigh(W[j][:len(b)], j, keep[:len(b)], x[lo:hi], b, p)
 		}
 		k.combine(dst[lo:hi], b, W)
+	}
+}
+
+// mergeDense is Merge when every model keeps its whole delta and no sign consensus is
+// needed (task arithmetic): the same sums in the same order, in one loop without the
+// per-model arrays.
+func (k *tvKernel) mergeDense(dst []float32, base []float32, models [][]float32) {
+	dst = dst[:len(base)]
+	lambda, div, f := k.lambda, k.div, k.w[:len(models)]
+	if len(models) == 2 { // the common case, with the inner loop unrolled
+		x0, x1 := models[0][:len(base)], models[1][:len(base)]
+		f0, f1 := f[0], f[1]
+		for i, b := range base {
+			bb := float64(b)
+			sum := float64(0 + float64((float64(x0[i])-bb)*f0))
+			sum += float64((float64(x1[i]) - bb) * f1)
+			if div != 1 {
+				sum /= div
+			}
+			dst[i] = float32(bb + float64(lambda*sum))
+		}
+		return
+	}
+	for i, b := range base {
+		bb := float64(b)
+		var sum float64
+		for j, x := range models {
+			sum += float64((float64(x[i]) - bb) * f[j])
+		}
+		if div != 1 {
+			sum /= div
+		}
+		dst[i] = float32(bb + float64(lambda*sum))
+	}
+}
+
+// divisor returns model j's rescale divisor when it is the same for every element (ρ
+// with rescale, else 1), or 0 for DELLA's per-element p.
+func (k *tvKernel) divisor(j int) float64 {
+	switch {
+	case k.keepsAll(j) || !k.inverse:
+		return 1
+	case k.m.sparsify == magprune:
+		return 0
+	}
+	return k.rho[j]
+}
+
+// consensus2 is weigh and combine fused for two models with sign consensus, given their
+// keep masks: the same operations in the same order, per element, without the per-model
+// arrays. Dividing by 1 is exact and skipped.
+func (k *tvKernel) consensus2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
+	n := len(b)
+	dst, x0, x1, m0, m1 = dst[:n], x0[:n], x1[:n], m0[:n], m1[:n]
+	f0, f1, mul0, mul1 := k.w[0], k.w[1], k.scale[0], k.scale[1]
+	div0, div1 := k.divisor(0), k.divisor(1)
+	lambda, normalize := k.lambda, k.normalize
+	divide := div0 != 1 || div1 != 1
+	for i := range b {
+		bb := float64(b[i])
+		d0, d1 := float64(x0[i])-bb, float64(x1[i])-bb
+		if divide {
+			d0, d1 = d0/div0, d1/div1
+		}
+		v0 := math.Float64frombits(math.Float64bits(float64(float64(d0*mul0)*f0)) & m0[i])
+		v1 := math.Float64frombits(math.Float64bits(float64(float64(d1*mul1)*f1)) & m1[i])
+		tot := float64(0+v0) + v1
+		s := math.Float64frombits(0x3ff0000000000000 | math.Float64bits(tot)&(1<<63))
+		var a0, a1 uint64
+		if v0*s > 0 {
+			a0 = 1
+		}
+		if v1*s > 0 {
+			a1 = 1
+		}
+		sum := float64(0+math.Float64frombits(math.Float64bits(v0)&-a0)) + math.Float64frombits(math.Float64bits(v1)&-a1)
+		if normalize {
+			ws := float64(0+math.Float64frombits(math.Float64bits(f0)&-a0)) + math.Float64frombits(math.Float64bits(f1)&-a1)
+			var none uint64
+			if ws == 0 {
+				none = 1
+			}
+			sum /= ws + math.Float64frombits(0x3ff0000000000000&-none)
+		}
+		dst[i] = float32(bb + float64(lambda*sum))
 	}
 }
 
 // combine adds the merged delta of the weighted sparse deltas W to the base b.
 func (k *tvKernel) combine(dst, b []float32, W [][block]float64) {
 	dst = dst[:len(b)]
+	lambda := k.lambda
 	if !k.m.consensus {
+		div := k.div
 		for i := range b {
 			var sum float64
 			for j := range W {
 				sum += W[j][i]
 			}
-			if k.div != 1 {
-				sum /= k.div
+			if div != 1 {
+				sum /= div
 			}
-			dst[i] = float32(float64(b[i]) + float64(k.lambda*sum))
+			dst[i] = float32(float64(b[i]) + float64(lambda*sum))
 		}
 		return
 	}
+	weights, normalize := k.w[:len(W)], k.normalize
 	for i := range b {
 		var tot float64
 		for j := range W {
@@ -401,21 +532,26 @@ func (k *tvKernel) combine(dst, b []float32, W [][block]float64) {
 		// s takes tot's sign bit; tot = -0 only when every W_j is zero, where nothing counts.
 		s := math.Float64frombits(0x3ff0000000000000 | math.Float64bits(tot)&(1<<63))
 		var sum, ws float64
-		for j := range W {
+		for j, w := range weights {
 			v := W[j][i]
 			var agree uint64
 			if v*s > 0 {
 				agree = 1
 			}
 			sum += math.Float64frombits(math.Float64bits(v) & -agree)
-			if k.normalize {
-				ws += math.Float64frombits(math.Float64bits(k.w[j]) & -agree)
+			ws += math.Float64frombits(math.Float64bits(w) & -agree)
+		}
+		if normalize {
+			// Divide by the agreeing weights, or where they sum to 0 (as where none
+			// agrees) leave sum as is, dividing by 1: a branch there would mispredict as
+			// often as models drop elements.
+			var none uint64
+			if ws == 0 {
+				none = 1
 			}
+			sum /= ws + math.Float64frombits(0x3ff0000000000000&-none)
 		}
-		if k.normalize && ws != 0 {
-			sum /= ws
-		}
-		dst[i] = float32(float64(b[i]) + float64(k.lambda*sum))
+		dst[i] = float32(float64(b[i]) + float64(lambda*sum))
 	}
 }
 
