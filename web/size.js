@@ -2,6 +2,8 @@
 // bytes, or a decimal number with k/K (10^3), M (10^6), B or G (10^9, mergekit's "5B"), KiB,
 // MiB or GiB; the product is truncated to whole bytes. It returns the byte count, or throws an
 // Error saying what is accepted. '' (the field left empty) is 0: the core's default, 5B.
+// Unlike the CLI, which takes a size below one byte ("0.2") as 0 and so as the default, it
+// refuses one: in a form field that is a slip, not a request for 5B.
 const units = [['KiB', 2 ** 10], ['MiB', 2 ** 20], ['GiB', 2 ** 30], ['k', 1e3], ['K', 1e3], ['M', 1e6], ['B', 1e9], ['G', 1e9]];
 
 export function parseSize(text) {
