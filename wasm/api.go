@@ -144,7 +144,7 @@ func build(fsys fileFS, req request) (*plan.Plan, error) {
 			return nil, fmt.Errorf("the seed %q is not a whole number from 0 to 18446744073709551615", req.Seed)
 		}
 	}
-	return plan.Build(cfg, fsys, plan.Options{Seed: seed})
+	return plan.Build(cfg, fsys, plan.Options{Seed: seed, ShardSize: req.ShardSize})
 }
 
 // validate plans the merge without reading tensor data (design.md §8).

@@ -31,6 +31,7 @@ type request struct {
 	Out            string `json:"out"` // merge: OPFS file name of the zip
 	CopyTokenizer  *bool  `json:"copyTokenizer"`
 	AllowNonFinite bool   `json:"allowNonFinite"`
+	ShardSize      int64  `json:"shardSize"` // plan, merge: --out-shard-size in bytes (0: the default)
 	// analyze: the base's and the models' paths; plan: the page's last analysis (see
 	// dareRisks), to check DARE densities against.
 	Base     string          `json:"base"`

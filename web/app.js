@@ -3,6 +3,7 @@
 import { AnalyzeView } from './analyze.js';
 import { Core } from './client.js';
 import { droppedFiles, groupFiles } from './files.js';
+import { parseSize } from './size.js';
 import { toYAML } from './yaml.js';
 import { el } from './ui/format.js';
 import { MethodForm } from './ui/form.js';
@@ -13,7 +14,8 @@ const $ = (s) => document.querySelector(s);
 const ui = {
   config: $('#config'), configError: $('#config-error'), error: $('#error'), plan: $('#plan'),
   merge: $('#merge'), saveFolder: $('#save-folder'), cancel: $('#cancel'), seed: $('#seed'),
-  chunk: $('#chunk'), note: $('#drop-note'),
+  chunk: $('#chunk'), note: $('#drop-note'), shardSize: $('#shard-size'), shardNote: $('#shard-size-note'),
+  copyTokenizer: $('#copy-tokenizer'), allowNonFinite: $('#allow-nonfinite'),
 };
 
 let service = null; // long-lived Worker for methods, inspect, parse and plan
@@ -194,6 +196,34 @@ async function parseConfig() {
   }
 }
 
+// ---- output options ------------------------------------------------------------------------
+
+// shardSize returns the shard size field in bytes (0: the default), or null when it is not a
+// size; the note under the field says which.
+function shardSize() {
+  try {
+    const n = parseSize(ui.shardSize.value);
+    ui.shardNote.textContent = n ? `Shards of at most ${n.toLocaleString('en-US')} bytes.` : 'Shards of at most 5B (5,000,000,000) bytes, as the CLI.';
+    ui.shardSize.removeAttribute('aria-invalid');
+    ui.shardNote.classList.remove('error');
+    return n;
+  } catch (err) {
+    ui.shardNote.textContent = `Shard size: ${err.message}.`;
+    ui.shardSize.setAttribute('aria-invalid', 'true');
+    ui.shardNote.classList.add('error');
+    return null;
+  }
+}
+
+// options are the CLI's output flags for a plan or a merge request.
+function options() {
+  return {
+    shardSize: shardSize() || 0, copyTokenizer: ui.copyTokenizer.checked, allowNonFinite: ui.allowNonFinite.checked,
+  };
+}
+
+ui.shardSize.addEventListener('input', validateSoon);
+
 // ---- validation ---------------------------------------------------------------------------
 
 let validateTimer = 0;
@@ -211,9 +241,16 @@ async function validate(n) {
     list.render(models, problems);
     return;
   }
+  if (shardSize() === null) {
+    ui.plan.textContent = '';
+    list.render(models, problems);
+    return;
+  }
   ui.plan.textContent = 'Checking…';
   try {
-    const p = await core().request('plan', { config: ui.config.value, seed: ui.seed.value, files: allFiles(), analysis: analysis.payload() });
+    const p = await core().request('plan', {
+      config: ui.config.value, seed: ui.seed.value, files: allFiles(), analysis: analysis.payload(), ...options(),
+    });
     if (n !== validation) return;
     analysis.warn(p);
     const shards = p.shards.length > 1 ? ` in ${p.shards.length} shards` : '';
@@ -232,7 +269,9 @@ async function validate(n) {
 
 // showError puts an error next to its cause: the config line, the model, or the run.
 function showError(err) {
-  ui.error.textContent = err.message;
+  ui.error.textContent = err.code === 'nonfinite'
+    ? `${err.message.replace(/; merge anyway with --allow-nonfinite$/, '')}. To merge anyway, tick "Merge inputs that hold NaN or Inf" under Output options.`
+    : err.message;
   if (err.code === 'config') {
     ui.configError.textContent = err.line ? `line ${err.line}: ${err.message}` : err.message;
     ui.config.classList.add('bad');
@@ -265,13 +304,13 @@ async function opfs() {
   return navigator.storage.getDirectory();
 }
 
-// purge removes earlier outputs from OPFS, but not this page's current one (a file still
-// locked by a stopped Worker stays until the next purge).
+// purge removes earlier outputs (freelunch-*.zip) from OPFS, but not this page's current one
+// (a file still locked by a stopped Worker stays until the next purge), and nothing else.
 async function purge() {
   try {
     const root = await opfs();
-    for await (const name of root.keys()) {
-      if (name === current) continue;
+    for await (const [name, h] of root.entries()) {
+      if (name === current || h.kind !== 'file' || !/^freelunch-.*\.zip$/.test(name)) continue;
       try {
         await root.removeEntry(name);
       } catch { /* locked for a few seconds after a Worker is stopped */ }
@@ -299,7 +338,7 @@ async function merge(dir) {
   run.start('Starting the core…');
   const req = c.request('merge', {
     config: ui.config.value, seed: ui.seed.value, chunkSize: Number(ui.chunk.value) || 0,
-    out, files: allFiles(), dir,
+    out, files: allFiles(), dir, ...options(),
   }, (p) => run.progress(p));
   job.id = req.id;
   try {
@@ -310,12 +349,16 @@ async function merge(dir) {
       downloadURL = URL.createObjectURL(file); // a disk-backed File, never a Blob in memory
       link = el('a', { href: downloadURL, download: out, 'data-testid': 'download', class: 'button' }, `Download ${out}`);
     } else {
-      res.method += ' (written to the chosen folder)';
+      res.method += ` (written to the folder ${dir.name})`;
     }
     run.done(res, c.memory, link);
     link?.focus();
   } catch (err) {
-    run.stop(err.code === 'canceled' ? 'Cancelled.' : 'The merge stopped.');
+    // The core removes what it wrote to a folder before it answers; a Worker that was
+    // stopped (client.js's 'stopped') or died did not.
+    const cleaned = err.code !== 'fatal' && err.message !== 'stopped';
+    const left = !dir ? '' : cleaned ? ` Nothing was left in ${dir.name}.` : ` ${dir.name} may hold the files finished so far.`;
+    run.stop((err.code === 'canceled' ? 'Cancelled.' : 'The merge stopped.') + left);
     if (err.code !== 'canceled') showError(err);
   } finally {
     c.terminate();
@@ -383,6 +426,7 @@ async function start() {
   zone($('#models-zone'), 'model');
   for (const ev of ['dragover', 'drop']) window.addEventListener(ev, (e) => e.preventDefault());
   $('#demo').addEventListener('click', demo);
+  shardSize(); // the note under the field
   // A Worker stopped by a reload keeps its file locked for a few seconds: purge twice.
   purge();
   setTimeout(purge, 4000);

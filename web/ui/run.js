@@ -56,6 +56,7 @@ export class RunPanel {
       ['peak WebAssembly memory', bytes(memory)],
       ['files', res.files.join(', ')],
     ];
+    if (res.nonFinite > 0) rows.push(['NaN or Inf inputs merged', String(res.nonFinite)]);
     const table = el('table', { 'data-testid': 'summary' });
     for (const [k, v] of rows) {
       const tr = el('tr');
