@@ -6,7 +6,8 @@
 // each into the cache folder, then for task_arithmetic, ties and dare_ties runs
 // `freelunch merge` and the I/O floor (`bench floor`: read every input byte and write as
 // many output bytes as the merge, with no arithmetic), each as a child process with a warm
-// page cache, and prints wall time, input throughput, peak RSS and the ratio merge ÷ floor.
+// page cache, and prints wall time, the merge's CPU time (user + system), input throughput,
+// peak RSS and the ratio merge ÷ floor.
 package main
 
 import (
@@ -79,7 +80,7 @@ func bench(size, cache, bin string, methods []string) error {
 	host, _ := os.Hostname()
 	fmt.Printf("machine: %s, %d cores; models: 3 × %s BF16 (%d layers, hidden %d) in %s\n\n",
 		host, numCPU(), size, spec.Layers, spec.Hidden, dir)
-	fmt.Printf("%-16s %9s %9s %11s %9s %9s %11s %7s\n", "method", "time", "GB/s", "peak RSS", "floor", "floor GB/s", "floor RSS", "ratio")
+	fmt.Printf("%-16s %9s %9s %9s %11s %9s %9s %11s %7s\n", "method", "time", "CPU", "GB/s", "peak RSS", "floor", "floor GB/s", "floor RSS", "ratio")
 	for _, m := range methods {
 		cfg := filepath.Join(dir, m+".yml")
 		if err := os.WriteFile(cfg, []byte(configFor(m, dir)), 0o644); err != nil {
@@ -94,21 +95,22 @@ func bench(size, cache, bin string, methods []string) error {
 		os.RemoveAll(out)
 		os.RemoveAll(floorOut)
 		// Warm the page cache with one floor pass, then measure both.
-		if _, _, err := measure(self, "floor", cfg, floorOut); err != nil {
+		if _, err := measure(self, "floor", cfg, floorOut); err != nil {
 			return err
 		}
 		os.RemoveAll(floorOut)
-		ft, frss, err := measure(self, "floor", cfg, floorOut)
+		f, err := measure(self, "floor", cfg, floorOut)
 		if err != nil {
 			return err
 		}
-		mt, mrss, err := measure(bin, "merge", "--quiet", "--overwrite", cfg, out)
+		mr, err := measure(bin, "merge", "--quiet", "--overwrite", cfg, out)
 		if err != nil {
 			return err
 		}
 		gbs := func(d time.Duration) float64 { return float64(inBytes) / 1e9 / d.Seconds() }
-		fmt.Printf("%-16s %8.2fs %9.2f %8.0f MB %8.2fs %9.2f %8.0f MB %6.2f×\n",
-			m, mt.Seconds(), gbs(mt), float64(mrss)/1e6, ft.Seconds(), gbs(ft), float64(frss)/1e6, mt.Seconds()/ft.Seconds())
+		fmt.Printf("%-16s %8.2fs %8.2fs %9.2f %8.0f MB %8.2fs %9.2f %8.0f MB %6.2f×\n",
+			m, mr.wall.Seconds(), mr.cpu.Seconds(), gbs(mr.wall), float64(mr.rss)/1e6,
+			f.wall.Seconds(), gbs(f.wall), float64(f.rss)/1e6, mr.wall.Seconds()/f.wall.Seconds())
 		fmt.Printf("    %s merge --quiet --overwrite %s %s\n    %s floor %s %s\n", bin, cfg, out, self, cfg, floorOut)
 		os.RemoveAll(out)
 		os.RemoveAll(floorOut)
@@ -129,17 +131,25 @@ func cpuList() []int {
 	return s
 }
 
-// measure runs a child process and returns its wall time and peak RSS in bytes.
-func measure(bin string, args ...string) (time.Duration, int64, error) {
+// run is one measured child process.
+type run struct {
+	wall time.Duration
+	cpu  time.Duration // user + system
+	rss  int64         // peak, bytes
+}
+
+// measure runs a child process and returns its wall time, CPU time and peak RSS.
+func measure(bin string, args ...string) (run, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
+		return run{}, fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
 	}
 	el := time.Since(start)
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return el, ru.Maxrss * 1024, nil
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return run{wall: el, cpu: cpu, rss: ru.Maxrss * 1024}, nil
 }
 
 func configFor(method, dir string) string {
