@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/x448/float16"
 )
@@ -31,9 +32,10 @@ func Decode(dst []float32, src []byte, d DType) {
 			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(src[8*i:])))
 		}
 	case F16:
+		t := f16Table()
 		src = src[:2*len(dst)]
 		for i := range dst {
-			dst[i] = float16.Frombits(binary.LittleEndian.Uint16(src[2*i:])).Float32()
+			dst[i] = t[binary.LittleEndian.Uint16(src[2*i:])]
 		}
 	case BF16:
 		decodeBF16(dst, src)
@@ -84,7 +86,7 @@ func Encode(dst []byte, src []float32, d DType) {
 	case F16:
 		dst = dst[:2*len(src)]
 		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], float16.Fromfloat32(v).Bits())
+			binary.LittleEndian.PutUint16(dst[2*i:], float32ToF16(v))
 		}
 	case BF16:
 		encodeBF16(dst, src)
@@ -104,6 +106,40 @@ func encodeBF16(dst []byte, src []float32) {
 	for ; i < len(src); i++ {
 		binary.LittleEndian.PutUint16(dst[2*i:], Float32ToBF16(src[i]))
 	}
+}
+
+// f16Table maps every F16 bit pattern to its float32 value, as x448/float16 converts it;
+// made on first use (256 KiB): a lookup is several times faster than the conversion.
+var f16Table = sync.OnceValue(func() *[1 << 16]float32 {
+	t := new([1 << 16]float32)
+	for h := range t {
+		t[h] = float16.Frombits(uint16(h)).Float32()
+	}
+	return t
+})
+
+// float32ToF16 returns the F16 bits nearest to f, ties to even, with the package's NaN
+// rule; the same results as x448/float16's Fromfloat32 (TestEncodeRandom and, with
+// FREELUNCH_LONG=1, every float32 check it against a float64 reference), faster.
+func float32ToF16(f float32) uint16 {
+	u := math.Float32bits(f)
+	sign := uint16(u>>16) & 0x8000
+	a := u &^ (1 << 31)
+	switch {
+	case a >= 0x47800000: // |f| >= 65536, Inf or NaN
+		if a > 0x7f800000 { // NaN: leading payload bits, quieted
+			return sign | 0x7e00 | uint16(a>>13)&0x3ff
+		}
+		return sign | 0x7c00
+	case a < 0x38800000: // below the smallest normal F16 (2^-14): subnormal or zero
+		// Adding 0.5 aligns the value's F16 subnormal steps (2^-24) with the float32
+		// ulp at 0.5 (2^-24), so the float32 addition rounds to nearest even for us.
+		return sign | uint16(math.Float32bits(math.Float32frombits(a)+0.5)-0x3f000000)
+	}
+	// Normal: rebias the exponent and round the 13 dropped bits to nearest even; a carry
+	// into the exponent is right, up to Inf (0x7c00) from 65520 on.
+	a += 0xc8000fff + (a>>13)&1 // (15-127)<<23 + 0xfff, mod 2^32
+	return sign | uint16(a>>13)
 }
 
 // checkLen panics unless d is a float dtype and nbytes == n*d.Size().
