@@ -28,8 +28,9 @@
 // comes back quiet. Decoding BF16 keeps the NaN bits unchanged (it is a shift);
 // decoding F16 sets the quiet bit.
 //
-// F16 conversion uses github.com/x448/float16; BF16 conversion is done here (see
-// [BF16ToFloat32] and [Float32ToBF16]).
+// F16 decoding looks values up in a table filled by github.com/x448/float16; F16
+// encoding is done here and gives x448's results for every float32. BF16 conversion is
+// done here (see [BF16ToFloat32] and [Float32ToBF16]).
 //
 // # Concurrency and allocation
 //
