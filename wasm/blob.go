@@ -7,7 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"runtime"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/hack-pad/safejs"
 
@@ -65,68 +68,80 @@ func (fsys fileFS) Open(name string) (safetensors.Blob, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd, err := safejs.Global().Get("FileReaderSync")
+	read, err := safejs.Global().Get("__freelunchRead")
 	if err != nil {
 		return nil, err
 	}
-	r, err := rd.New()
+	release, err := safejs.Global().Get("__freelunchRelease")
 	if err != nil {
-		return nil, fmt.Errorf("open %s: FileReaderSync (a Worker-only API): %w", name, err)
+		return nil, err
 	}
-	return &fileBlob{name: name, file: f, reader: r, size: int64(size)}, nil
+	return &fileBlob{name: name, file: f, read: read, release: release, size: int64(size)}, nil
 }
 
-// fileBlob reads exact byte ranges of a browser File with FileReaderSync, never the
-// whole file (design.md §10: synchronous, a plain ReadAt for Go).
+// fileBlob reads byte ranges of a browser File, never the whole file (design.md §10:
+// synchronous, a plain ReadAt for Go), through worker.js's __freelunchRead: FileReaderSync
+// into a window kept in JS, copied straight into p's bytes in the WebAssembly memory.
+// Each FileReaderSync call costs a round trip to the browser's file reader besides the
+// bytes, so a read of a chunk fetches a window of 16 MiB (worker.js says more); a call
+// returns a number only, so no JS object per read waits on Go's garbage collector.
 type fileBlob struct {
-	name   string
-	file   safejs.Value
-	reader safejs.Value
-	size   int64
+	name          string
+	file          safejs.Value
+	read, release safejs.Value
+	size          int64
+	mu            sync.Mutex
 }
 
-func (b *fileBlob) Size() int64  { return b.size }
-func (b *fileBlob) Close() error { return nil }
+func (b *fileBlob) Size() int64 { return b.size }
+
+// Close lets worker.js drop the file's windows.
+func (b *fileBlob) Close() error {
+	_, err := b.release.Invoke(b.file)
+	return err
+}
 
 // ReadAt reads len(p) bytes at off. A short read at the end of the file returns io.EOF.
+// It may be called concurrently.
 func (b *fileBlob) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read %s: negative offset %d", b.name, off)
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if off >= b.size {
-		if len(p) == 0 {
-			return 0, nil
-		}
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), b.size)
-	part, err := b.file.Call("slice", float64(off), float64(end))
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", b.name, err)
-	}
-	buf, err := b.reader.Call("readAsArrayBuffer", part)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r, err := b.read.Invoke(b.file, float64(off), float64(end), addr(p))
+	runtime.KeepAlive(p)
 	if err != nil {
 		return 0, readError(b.name, err)
 	}
-	u8, err := safejs.Global().Get("Uint8Array")
+	got, err := r.Int()
 	if err != nil {
 		return 0, err
 	}
-	arr, err := u8.New(buf)
-	if err != nil {
-		return 0, err
+	if int64(got) != end-off {
+		return got, fmt.Errorf("read %s: got %d bytes at %d, want %d", b.name, got, off, end-off)
 	}
-	n, err := safejs.CopyBytesToGo(p[:end-off], arr)
-	if err != nil {
-		return n, err
+	if got < len(p) {
+		return got, io.EOF
 	}
-	if int64(n) != end-off {
-		return n, fmt.Errorf("read %s: got %d bytes at %d, want %d", b.name, n, off, end-off)
+	return got, nil
+}
+
+// addr is the offset of p's first byte in the WebAssembly memory, where worker.js reads
+// or writes len(p) bytes during one synchronous call (Go's heap does not move; the
+// caller keeps p alive until the call returns, as syscall/js's CopyBytesToGo does).
+func addr(p []byte) float64 {
+	if len(p) == 0 {
+		return 0
 	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return float64(uintptr(unsafe.Pointer(unsafe.SliceData(p))))
 }
 
 // readError turns the browser's NotReadableError (the file changed on disk after it was
