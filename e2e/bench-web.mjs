@@ -40,7 +40,8 @@ function shards(model) {
 }
 
 const missing = !existsSync(path.join(opts.dir, 'complete')) ||
-  families.some((m) => !existsSync(path.join(opts.dir, m)) || shards(m).length === 0);
+  families.some((m) => !existsSync(path.join(opts.dir, m)) || shards(m).length === 0) ||
+  opts.methods.split(',').some((m) => !existsSync(path.join(opts.dir, `${m}.yml`)));
 if (missing) {
   console.error(`bench-web: no generated models in ${opts.dir}; run \`make bench BENCH_SIZE=${opts.size}\` first (it generates them), or point CACHE= at a folder holding ${opts.size}/{base,ft1,ft2}`);
   process.exit(2);
