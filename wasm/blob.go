@@ -76,19 +76,32 @@ func (fsys fileFS) Open(name string) (safetensors.Blob, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileBlob{name: name, file: f, read: read, release: release, size: int64(size)}, nil
+	b := &fileBlob{name: name, file: f, read: read, release: release, size: int64(size), woken: make(chan struct{}, 1)}
+	b.wake, err = safejs.FuncOf(func(safejs.Value, []safejs.Value) any {
+		select {
+		case b.woken <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
-// fileBlob reads byte ranges of a browser File, never the whole file (design.md §10:
-// synchronous, a plain ReadAt for Go), through worker.js's __freelunchRead: FileReaderSync
-// into a window kept in JS, copied straight into p's bytes in the WebAssembly memory.
-// Each FileReaderSync call costs a round trip to the browser's file reader besides the
-// bytes, so a read of a chunk fetches a window of 16 MiB (worker.js says more); a call
-// returns a number only, so no JS object per read waits on Go's garbage collector.
+// fileBlob reads byte ranges of a browser File, never the whole file (design.md §10),
+// through worker.js's __freelunchRead: FileReaderSync into windows of several MiB kept in
+// JS, read ahead by a helper Worker, copied straight into p's bytes in the WebAssembly
+// memory (worker.js says why). A call returns a number only, so no JS object per read
+// waits on Go's garbage collector. When the window is still on its way, the call returns
+// -1 and ReadAt waits for wake, letting the JS event loop run.
 type fileBlob struct {
 	name          string
 	file          safejs.Value
 	read, release safejs.Value
+	wake          safejs.Func
+	woken         chan struct{}
 	size          int64
 	mu            sync.Mutex
 }
@@ -97,7 +110,10 @@ func (b *fileBlob) Size() int64 { return b.size }
 
 // Close lets worker.js drop the file's windows.
 func (b *fileBlob) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	_, err := b.release.Invoke(b.file)
+	b.wake.Release()
 	return err
 }
 
@@ -116,14 +132,19 @@ func (b *fileBlob) ReadAt(p []byte, off int64) (int, error) {
 	end := min(off+int64(len(p)), b.size)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	r, err := b.read.Invoke(b.file, float64(off), float64(end), addr(p))
-	runtime.KeepAlive(p)
-	if err != nil {
-		return 0, readError(b.name, err)
-	}
-	got, err := r.Int()
-	if err != nil {
-		return 0, err
+	got := -1
+	for got < 0 {
+		r, err := b.read.Invoke(b.file, float64(off), float64(end), addr(p), b.wake.Value())
+		runtime.KeepAlive(p)
+		if err != nil {
+			return 0, readError(b.name, err)
+		}
+		if got, err = r.Int(); err != nil {
+			return 0, err
+		}
+		if got < 0 {
+			<-b.woken
+		}
 	}
 	if int64(got) != end-off {
 		return got, fmt.Errorf("read %s: got %d bytes at %d, want %d", b.name, got, off, end-off)
