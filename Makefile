@@ -3,7 +3,7 @@ GOROOT  := $(shell $(GO) env GOROOT)
 WASMEXEC := $(GOROOT)/lib/wasm/go_js_wasm_exec
 FUZZTIME ?= 1m
 
-.PHONY: all build wasm demo run test test-native test-wasm test-js test-e2e test-e2e-big vet fuzz bench clean
+.PHONY: all build wasm demo run test test-native test-wasm test-js test-e2e test-e2e-big vet fuzz bench bench-web clean
 
 BENCH_SIZE ?= 1G
 
@@ -75,6 +75,13 @@ fuzz:
 bench: build
 	$(GO) build -o bin/bench ./cmd/bench
 	bin/bench -size $(BENCH_SIZE)
+
+# The same merges in headless Chromium through the page and its Worker, timed from the
+# click on Merge to the download link, next to `freelunch merge --threads 1` (not in
+# `make test`). Needs the models of `make bench` in $(CACHE)/$(BENCH_SIZE).
+CACHE ?= .cache/bench
+bench-web: build node_modules/playwright-core/package.json
+	node e2e/bench-web.mjs --dir $(CACHE)/$(BENCH_SIZE) --size $(BENCH_SIZE)
 
 clean:
 	rm -rf bin web/main.wasm web/wasm_exec.js web/demo

@@ -7,7 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"runtime"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/hack-pad/safejs"
 
@@ -65,68 +68,101 @@ func (fsys fileFS) Open(name string) (safetensors.Blob, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd, err := safejs.Global().Get("FileReaderSync")
+	read, err := safejs.Global().Get("__freelunchRead")
 	if err != nil {
 		return nil, err
 	}
-	r, err := rd.New()
+	release, err := safejs.Global().Get("__freelunchRelease")
 	if err != nil {
-		return nil, fmt.Errorf("open %s: FileReaderSync (a Worker-only API): %w", name, err)
+		return nil, err
 	}
-	return &fileBlob{name: name, file: f, reader: r, size: int64(size)}, nil
+	b := &fileBlob{name: name, file: f, read: read, release: release, size: int64(size), woken: make(chan struct{}, 1)}
+	b.wake, err = safejs.FuncOf(func(safejs.Value, []safejs.Value) any {
+		select {
+		case b.woken <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
-// fileBlob reads exact byte ranges of a browser File with FileReaderSync, never the
-// whole file (design.md §10: synchronous, a plain ReadAt for Go).
+// fileBlob reads byte ranges of a browser File, never the whole file (design.md §10),
+// through worker.js's __freelunchRead: FileReaderSync into windows of several MiB kept in
+// JS, read ahead by a helper Worker, copied straight into p's bytes in the WebAssembly
+// memory (worker.js says why). A call returns a number only, so no JS object per read
+// waits on Go's garbage collector. When the window is still on its way, the call returns
+// -1 and ReadAt waits for wake, letting the JS event loop run.
 type fileBlob struct {
-	name   string
-	file   safejs.Value
-	reader safejs.Value
-	size   int64
+	name          string
+	file          safejs.Value
+	read, release safejs.Value
+	wake          safejs.Func
+	woken         chan struct{}
+	size          int64
+	mu            sync.Mutex
 }
 
-func (b *fileBlob) Size() int64  { return b.size }
-func (b *fileBlob) Close() error { return nil }
+func (b *fileBlob) Size() int64 { return b.size }
+
+// Close lets worker.js drop the file's windows.
+func (b *fileBlob) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, err := b.release.Invoke(b.file)
+	b.wake.Release()
+	return err
+}
 
 // ReadAt reads len(p) bytes at off. A short read at the end of the file returns io.EOF.
+// It may be called concurrently.
 func (b *fileBlob) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read %s: negative offset %d", b.name, off)
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if off >= b.size {
-		if len(p) == 0 {
-			return 0, nil
-		}
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), b.size)
-	part, err := b.file.Call("slice", float64(off), float64(end))
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", b.name, err)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	got := -1
+	for got < 0 {
+		r, err := b.read.Invoke(b.file, float64(off), float64(end), addr(p), b.wake.Value())
+		runtime.KeepAlive(p)
+		if err != nil {
+			return 0, readError(b.name, err)
+		}
+		if got, err = r.Int(); err != nil {
+			return 0, err
+		}
+		if got < 0 {
+			<-b.woken
+		}
 	}
-	buf, err := b.reader.Call("readAsArrayBuffer", part)
-	if err != nil {
-		return 0, readError(b.name, err)
+	if int64(got) != end-off {
+		return got, fmt.Errorf("read %s: got %d bytes at %d, want %d", b.name, got, off, end-off)
 	}
-	u8, err := safejs.Global().Get("Uint8Array")
-	if err != nil {
-		return 0, err
+	if got < len(p) {
+		return got, io.EOF
 	}
-	arr, err := u8.New(buf)
-	if err != nil {
-		return 0, err
+	return got, nil
+}
+
+// addr is the offset of p's first byte in the WebAssembly memory, where worker.js reads
+// or writes len(p) bytes during one synchronous call (Go's heap does not move; the
+// caller keeps p alive until the call returns, as syscall/js's CopyBytesToGo does).
+func addr(p []byte) float64 {
+	if len(p) == 0 {
+		return 0
 	}
-	n, err := safejs.CopyBytesToGo(p[:end-off], arr)
-	if err != nil {
-		return n, err
-	}
-	if int64(n) != end-off {
-		return n, fmt.Errorf("read %s: got %d bytes at %d, want %d", b.name, n, off, end-off)
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return float64(uintptr(unsafe.Pointer(unsafe.SliceData(p))))
 }
 
 // readError turns the browser's NotReadableError (the file changed on disk after it was

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"time"
 
@@ -86,41 +87,31 @@ func (b *jsBuffer) view(p []byte) (safejs.Value, error) {
 const writeBuf = 1 << 20
 
 // syncWriter writes sequentially through a FileSystemSyncAccessHandle, checking every
-// write's returned count.
+// write's returned count. worker.js's __freelunchWrite hands the handle a view of p's
+// bytes in the WebAssembly memory: no copy into a JS buffer, no JS object per write.
 type syncWriter struct {
-	h   safejs.Value
-	at  int64
-	buf *jsBuffer
+	h, write safejs.Value
+	at       int64
 }
 
 func (w *syncWriter) Write(p []byte) (int, error) {
-	done := 0
-	for len(p) > 0 {
-		n := min(len(p), writeBuf)
-		v, err := w.buf.view(p[:n])
-		if err != nil {
-			return done, err
-		}
-		opts, err := safejs.ValueOf(map[string]any{"at": float64(w.at)})
-		if err != nil {
-			return done, err
-		}
-		r, err := w.h.Call("write", v, opts)
-		if err != nil {
-			return done, storageError(err)
-		}
-		got, err := r.Float()
-		if err != nil {
-			return done, err
-		}
-		if got != float64(n) {
-			return done, errStorage
-		}
-		w.at += int64(n)
-		done += n
-		p = p[n:]
+	if len(p) == 0 {
+		return 0, nil
 	}
-	return done, nil
+	r, err := w.write.Invoke(w.h, addr(p), len(p), float64(w.at))
+	runtime.KeepAlive(p)
+	if err != nil {
+		return 0, storageError(err)
+	}
+	got, err := r.Int()
+	if err != nil {
+		return 0, err
+	}
+	if got != len(p) {
+		return 0, errStorage
+	}
+	w.at += int64(got)
+	return got, nil
 }
 
 // storageError maps the browser's quota error to errStorage.
@@ -143,14 +134,14 @@ type zipSink struct {
 }
 
 func newZipSink(h safejs.Value, prefix string) (*zipSink, error) {
-	buf, err := newJSBuffer(writeBuf)
+	write, err := safejs.Global().Get("__freelunchWrite")
 	if err != nil {
 		return nil, err
 	}
 	if _, err := h.Call("truncate", 0); err != nil {
 		return nil, storageError(err)
 	}
-	bw := bufio.NewWriterSize(&syncWriter{h: h, buf: buf}, writeBuf)
+	bw := bufio.NewWriterSize(&syncWriter{h: h, write: write}, writeBuf)
 	return &zipSink{h: h, bw: bw, zw: zip.NewWriter(bw), prefix: prefix, now: time.Now()}, nil
 }
 

@@ -1,0 +1,229 @@
+// Run by `make bench-web` (not a test: `node --test e2e/` runs only *.test.mjs and
+// `make test-e2e-big` names its file). For task_arithmetic, ties and dare_ties on the
+// generated bench models of `make bench` (3 × 1.08 GB BF16 at 1G), it times the merge in
+// headless Chromium through the real page and Worker, from the click on Merge to the
+// download link, then `freelunch merge --threads 1` of the same config, back to back, and
+// prints one table row per method. The page's zip is not checked here (the e2e tests do
+// that on small models); the page's summary gives the peak WebAssembly memory.
+//
+//   node e2e/bench-web.mjs [--dir .cache/bench/1G] [--size 1G] [--methods a,b]
+//                          [--no-native] [--no-browser] [--cpuprofile DIR]
+//
+// --cpuprofile writes the merge Worker's V8 CPU profile (Chrome DevTools Protocol,
+// Profiler domain on the auto-attached dedicated worker) per method into DIR, as
+// METHOD.cpuprofile, and prints its top functions by self time.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { launch, root, startServer, tempDir } from './helpers.mjs';
+
+function args(argv) {
+  const a = { size: '1G', dir: '', methods: 'task_arithmetic,ties,dare_ties', native: true, browser: true, cpuprofile: '' };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--no-native') a.native = false;
+    else if (k === '--no-browser') a.browser = false;
+    else if (['--dir', '--size', '--methods', '--cpuprofile'].includes(k) && i + 1 < argv.length) a[k.slice(2)] = argv[++i];
+    else throw new Error(`bench-web: unknown argument ${k}`);
+  }
+  a.dir = path.resolve(a.dir || path.join(root, '.cache', 'bench', a.size));
+  return a;
+}
+
+const opts = args(process.argv.slice(2));
+const families = ['base', 'ft1', 'ft2'];
+
+function shards(model) {
+  const d = path.join(opts.dir, model);
+  return readdirSync(d).filter((f) => f.endsWith('.safetensors')).map((f) => path.join(d, f));
+}
+
+const missing = !existsSync(path.join(opts.dir, 'complete')) ||
+  families.some((m) => !existsSync(path.join(opts.dir, m)) || shards(m).length === 0) ||
+  opts.methods.split(',').some((m) => !existsSync(path.join(opts.dir, `${m}.yml`)));
+if (missing) {
+  console.error(`bench-web: no generated models in ${opts.dir}; run \`make bench BENCH_SIZE=${opts.size}\` first (it generates them), or point CACHE= at a folder holding ${opts.size}/{base,ft1,ft2}`);
+  process.exit(2);
+}
+
+const files = families.flatMap(shards);
+const inputBytes = files.reduce((n, f) => n + statSync(f).size, 0);
+
+// Both sides read from a warm page cache: read every input byte once first.
+async function warm() {
+  for (const f of files) {
+    await new Promise((resolve, reject) => {
+      const s = createReadStream(f, { highWaterMark: 8 << 20 });
+      s.on('data', () => {});
+      s.on('end', resolve);
+      s.on('error', reject);
+    });
+  }
+}
+
+// The page names a folder model by its folder: the configs' absolute paths become names.
+function browserConfig(method) {
+  let cfg = readFileSync(path.join(opts.dir, `${method}.yml`), 'utf8');
+  for (const m of families) cfg = cfg.split(path.join(opts.dir, m)).join(m);
+  return cfg;
+}
+
+// profileWorker attaches to the page's dedicated Workers as they start (the merge runs in
+// a fresh one) and starts V8's sampling profiler in each; stop() returns the profile of
+// the last one.
+async function profileWorker(ctx, page) {
+  const cdp = await ctx.newCDPSession(page);
+  let next = 1;
+  const waiting = new Map();
+  const workers = [];
+  cdp.on('Target.receivedMessageFromTarget', ({ sessionId, message }) => {
+    const m = JSON.parse(message);
+    const w = waiting.get(`${sessionId}/${m.id}`);
+    if (w) {
+      waiting.delete(`${sessionId}/${m.id}`);
+      if (m.error) w.reject(new Error(m.error.message));
+      else w.resolve(m.result);
+    }
+  });
+  const send = (sessionId, method, params = {}) => new Promise((resolve, reject) => {
+    const id = next++;
+    waiting.set(`${sessionId}/${id}`, { resolve, reject });
+    cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
+  });
+  cdp.on('Target.attachedToTarget', async ({ sessionId, targetInfo }) => {
+    if (targetInfo.type !== 'worker') return;
+    workers.push(sessionId);
+    await send(sessionId, 'Profiler.enable');
+    await send(sessionId, 'Profiler.setSamplingInterval', { interval: 1000 });
+    await send(sessionId, 'Profiler.start');
+    await send(sessionId, 'Runtime.runIfWaitingForDebugger');
+  });
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: true, flatten: false });
+  return {
+    async stop() {
+      const s = workers.at(-1);
+      if (!s) throw new Error('bench-web: no Worker was profiled');
+      const { profile } = await send(s, 'Profiler.stop');
+      return profile;
+    },
+  };
+}
+
+// top sums a V8 CPU profile's samples by function (self time) and returns the n largest.
+function top(profile, n) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map();
+  const dt = profile.timeDeltas;
+  let total = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i]);
+    const f = node.callFrame;
+    const name = `${f.functionName || '(anonymous)'} ${f.url ? path.basename(f.url) : ''}`.trim();
+    const t = (dt[i + 1] ?? 0) / 1e6;
+    self.set(name, (self.get(name) || 0) + t);
+    total += t;
+  }
+  return { total, rows: [...self].sort((a, b) => b[1] - a[1]).slice(0, n) };
+}
+
+async function browserRun(browser, url, method) {
+  const page = await browser.ctx.newPage();
+  try {
+    const prof = opts.cpuprofile ? await profileWorker(browser.ctx, page) : null;
+    // The page terminates the merge's Worker when it is done, and a profile can only be
+    // taken from a live one: when profiling, terminate() is kept from the page.
+    if (prof) await page.addInitScript(() => { Worker.prototype.terminate = function () {}; });
+    await page.goto(url);
+    await page.waitForFunction(() => document.querySelector('#method').options.length > 0);
+    await page.setInputFiles('[data-testid=base-input]', path.join(opts.dir, 'base'));
+    await page.setInputFiles('[data-testid=models-input]', path.join(opts.dir, 'ft1'));
+    await page.setInputFiles('[data-testid=models-input]', path.join(opts.dir, 'ft2'));
+    await page.fill('[data-testid=config]', browserConfig(method));
+    await page.waitForSelector('[data-testid=merge]:enabled', { timeout: 60000 });
+    const start = performance.now();
+    await page.click('[data-testid=merge]');
+    await page.waitForSelector('[data-testid=download], [data-testid=error]:not(:empty)', { timeout: 3600000 });
+    const seconds = (performance.now() - start) / 1000;
+    const error = await page.textContent('[data-testid=error]');
+    if (error) throw new Error(`bench-web: ${method} in the browser: ${error}`);
+    const memory = await page.textContent('[data-key="peak WebAssembly memory"]');
+    if (prof) {
+      mkdirSync(opts.cpuprofile, { recursive: true });
+      const profile = await prof.stop();
+      const file = path.join(opts.cpuprofile, `${method}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+      const t = top(profile, 25);
+      console.log(`# ${method}: Worker CPU profile ${file}, ${t.total.toFixed(1)} s sampled; top self time:`);
+      for (const [name, s] of t.rows) console.log(`#   ${s.toFixed(2).padStart(8)} s ${(100 * s / t.total).toFixed(1).padStart(5)}%  ${name}`);
+    }
+    return { seconds, memory };
+  } finally {
+    await page.close();
+  }
+}
+
+function nativeRun(cfg) {
+  const out = tempDir('bench-native');
+  const bin = path.join(root, 'bin', 'freelunch');
+  const argv = ['merge', '--threads', '1', '--quiet', '--overwrite', cfg, out];
+  const start = performance.now();
+  const r = spawnSync(bin, argv, { stdio: 'inherit' });
+  const seconds = (performance.now() - start) / 1000;
+  rmSync(out, { recursive: true, force: true });
+  if (r.status !== 0) throw new Error(`bench-web: ${bin} ${argv.join(' ')} failed (${r.status ?? r.signal})`);
+  return { seconds, command: `${bin} ${argv.slice(0, -1).join(' ')} OUT_DIR` };
+}
+
+const gbs = (s) => (s ? inputBytes / 1e9 / s : 0);
+const cell = (v, w) => String(v).padStart(w);
+
+console.log(`# machine: ${os.cpus().length} cores (${os.cpus()[0]?.model || '?'}), load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`# chromium: ${process.env.CHROMIUM || '/usr/bin/chromium'} ${execFileSync(process.env.CHROMIUM || '/usr/bin/chromium', ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()}`);
+console.log(`# inputs: ${files.length} files, ${inputBytes} bytes in ${opts.dir} (page cache warmed first)`);
+await warm();
+
+const server = opts.browser ? await startServer() : null;
+const browser = opts.browser ? await launch() : null;
+const rows = [];
+const commands = [];
+try {
+  for (const method of opts.methods.split(',')) {
+    const cfg = path.join(opts.dir, `${method}.yml`);
+    const row = { method };
+    if (browser) {
+      commands.push(`browser: ${server.url} (bin/freelunch-server), models ${families.map((m) => path.join(opts.dir, m)).join(' ')}, config ${cfg} with the folder names, Merge clicked, timed to the download link`);
+      Object.assign(row, { browser: await browserRun(browser, server.url, method) });
+    }
+    if (opts.native) {
+      const n = nativeRun(cfg);
+      commands.push(`native: ${n.command}`);
+      row.native = n;
+    }
+    rows.push(row);
+    console.log(`# ${method}: browser ${row.browser ? row.browser.seconds.toFixed(1) + ' s' : '-'}, native ${row.native ? row.native.seconds.toFixed(1) + ' s' : '-'} (load ${os.loadavg()[0].toFixed(2)})`);
+  }
+} finally {
+  await browser?.close();
+  server?.stop();
+}
+
+console.log();
+console.log(['method', 'size', 'browser', 'browser GB/s', 'peak wasm mem', 'native 1T', 'native GB/s', 'browser/native'].map((h, i) => i ? cell(h, 15) : h.padEnd(16)).join(''));
+for (const r of rows) {
+  const b = r.browser?.seconds;
+  const n = r.native?.seconds;
+  console.log([
+    r.method.padEnd(16),
+    cell(opts.size, 15),
+    cell(b ? `${b.toFixed(1)} s` : '-', 15),
+    cell(b ? gbs(b).toFixed(3) : '-', 15),
+    cell(r.browser?.memory || '-', 15),
+    cell(n ? `${n.toFixed(1)} s` : '-', 15),
+    cell(n ? gbs(n).toFixed(3) : '-', 15),
+    cell(b && n ? `${(100 * n / b).toFixed(1)}%` : '-', 15),
+  ].join(''));
+}
+console.log();
+console.log(`# GB/s = input bytes (${inputBytes}) / time; load at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+for (const c of commands) console.log(`# ${c}`);
