@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"unsafe"
 
 	"github.com/x448/float16"
 )
@@ -22,6 +23,10 @@ func Decode(dst []float32, src []byte, d DType) {
 	checkLen("Decode", d, len(src), len(dst))
 	switch d {
 	case F32:
+		if littleEndian {
+			copy(bytesOf(dst), src)
+			break
+		}
 		src = src[:4*len(dst)]
 		for i := range dst {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
@@ -43,21 +48,37 @@ func Decode(dst []float32, src []byte, d DType) {
 }
 
 // decodeBF16 decodes four elements per 64-bit load: each float32 is a bfloat16 shifted
-// into the upper half.
+// into the upper half. It writes the float32s' bits (see bitsOf).
 func decodeBF16(dst []float32, src []byte) {
 	src = src[:2*len(dst)]
+	u := bitsOf(dst)
 	i := 0
-	for ; i+4 <= len(dst); i += 4 {
+	for ; i+4 <= len(u); i += 4 {
 		w := binary.LittleEndian.Uint64(src[2*i:])
-		d := dst[i : i+4 : i+4]
-		d[0] = math.Float32frombits(uint32(w) << 16)
-		d[1] = math.Float32frombits(uint32(w) &^ 0xffff)
-		d[2] = math.Float32frombits(uint32(w>>32) << 16)
-		d[3] = math.Float32frombits(uint32(w>>32) &^ 0xffff)
+		d := u[i : i+4 : i+4]
+		d[0] = uint32(w) << 16
+		d[1] = uint32(w) &^ 0xffff
+		d[2] = uint32(w>>32) << 16
+		d[3] = uint32(w>>32) &^ 0xffff
 	}
-	for ; i < len(dst); i++ {
-		dst[i] = BF16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
+	for ; i < len(u); i++ {
+		u[i] = uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16
 	}
+}
+
+// littleEndian reports whether this machine stores numbers little-endian, as safetensors
+// files do (amd64, arm64 and wasm all do): F32 then converts by copying bytes.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// bitsOf returns x's memory as uint32s: float32 bits without math.Float32bits, which
+// GOARCH=wasm compiles to a store and a load through the stack for every element.
+func bitsOf(x []float32) []uint32 {
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
+}
+
+// bytesOf returns x's memory as bytes, in the machine's byte order.
+func bytesOf(x []float32) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*len(x))
 }
 
 // Encode converts src to dtype d into little-endian dst, rounding to nearest even.
@@ -74,6 +95,10 @@ func Encode(dst []byte, src []float32, d DType) {
 	checkLen("Encode", d, len(dst), len(src))
 	switch d {
 	case F32:
+		if littleEndian {
+			copy(dst, bytesOf(src))
+			break
+		}
 		dst = dst[:4*len(src)]
 		for i, v := range src {
 			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
@@ -93,18 +118,19 @@ func Encode(dst []byte, src []float32, d DType) {
 	}
 }
 
-// encodeBF16 encodes four elements per 64-bit store.
+// encodeBF16 encodes four elements per 64-bit store, reading the float32s' bits.
 func encodeBF16(dst []byte, src []float32) {
 	dst = dst[:2*len(src)]
+	u := bitsOf(src)
 	i := 0
-	for ; i+4 <= len(src); i += 4 {
-		s := src[i : i+4 : i+4]
-		w := uint64(Float32ToBF16(s[0])) | uint64(Float32ToBF16(s[1]))<<16 |
-			uint64(Float32ToBF16(s[2]))<<32 | uint64(Float32ToBF16(s[3]))<<48
+	for ; i+4 <= len(u); i += 4 {
+		s := u[i : i+4 : i+4]
+		w := uint64(bf16Bits(s[0])) | uint64(bf16Bits(s[1]))<<16 |
+			uint64(bf16Bits(s[2]))<<32 | uint64(bf16Bits(s[3]))<<48
 		binary.LittleEndian.PutUint64(dst[2*i:], w)
 	}
-	for ; i < len(src); i++ {
-		binary.LittleEndian.PutUint16(dst[2*i:], Float32ToBF16(src[i]))
+	for ; i < len(u); i++ {
+		binary.LittleEndian.PutUint16(dst[2*i:], bf16Bits(u[i]))
 	}
 }
 
@@ -163,8 +189,10 @@ func BF16ToFloat32(h uint16) float32 {
 // ±0 and ±Inf are kept; finite values with |f| >= 0x1.ff8p127 (the largest bfloat16
 // plus half an ulp) become ±Inf. A NaN stays NaN with the same sign and the leading
 // 6 payload bits, with the quiet bit set.
-func Float32ToBF16(f float32) uint16 {
-	u := math.Float32bits(f)
+func Float32ToBF16(f float32) uint16 { return bf16Bits(math.Float32bits(f)) }
+
+// bf16Bits is Float32ToBF16 of the float32 with bits u.
+func bf16Bits(u uint32) uint16 {
 	// Add just under half of the dropped part's unit, plus 1 if the kept part is odd:
 	// a carry out of the dropped 16 bits rounds up, exactly at halfway only when odd.
 	// The carry may run into the exponent, which is right: it rounds up to the next
