@@ -207,8 +207,12 @@ func parseSize(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
-// readConfigFile reads a config of at most 1 MiB.
+// readConfigFile reads a config of at most 1 MiB, from a regular file only: opening a
+// named pipe would wait for a writer, and Ctrl-C could not end that wait.
 func readConfigFile(name string) ([]byte, error) {
+	if fi, err := os.Stat(name); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("open %s: not a regular file (a pipe, socket or device)", name)
+	}
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
