@@ -170,9 +170,11 @@ func badRows() []badRow {
 			`"model.norm.weight":{"dtype":"F32","shape":[2],"data_offsets":[16,24]}}`, goodData)),
 			want: []string{`"model.layers.0.w"`, "[4] in DIR/bad", "[2 2] in DIR/good"}},
 		{name: "NaN in an input", files: bad(stFile(goodHeader, f32s(0.5, nan, 2, nan, 1, 1))),
-			want: []string{"DIR/bad", `"model.layers.0.w"`, "2 NaN or Inf", "element 1", "--allow-nonfinite"}},
+			want: []string{"DIR/bad", `"model.layers.0.w"`, "holds 2 NaN/Inf values (first at element 1)", "--allow-nonfinite"}},
+		{name: "NaN in several chunks", files: bad(stFile(goodHeader, f32s(1, nan, inf, nan, 1, 1))), args: []string{"--chunk-size", "1"},
+			want: []string{"DIR/bad", `"model.layers.0.w"`, "holds 3 NaN/Inf values (first at element 1)", "--allow-nonfinite"}},
 		{name: "Inf in an input", files: bad(stFile(goodHeader, f32s(0.5, 1, 2, 3, inf, 1))),
-			want: []string{"DIR/bad", `"model.norm.weight"`, "1 NaN or Inf", "element 0", "--allow-nonfinite"}},
+			want: []string{"DIR/bad", `"model.norm.weight"`, "holds 1 NaN/Inf value (first at element 0)", "--allow-nonfinite"}},
 		{name: "density above 1", files: bad(goodFile), config: tiesConfig("ties", "density: 1.5"),
 			want: []string{"line 11", "models[1].parameters.density", "1.5", "[0, 1]"}},
 		{name: "density below 0", files: bad(goodFile), config: tiesConfig("dare_ties", "density: -0.1"),
@@ -254,7 +256,53 @@ parameters:
 				return nil
 			},
 			want: []string{"DIR/out/model.safetensors", "no space left on device"}},
+		{name: "fsync of an output file fails", files: bad(goodFile),
+			setup: func(t *testing.T, out string) func(*testing.T) {
+				orig := createOutput
+				createOutput = func(name string) (io.WriteCloser, error) {
+					f, err := orig(name)
+					if err != nil {
+						return nil, err
+					}
+					return failingSync{f.(*os.File)}, nil
+				}
+				t.Cleanup(func() { createOutput = orig })
+				return nil
+			},
+			want: []string{"DIR/out/model.safetensors", "input/output error"}},
+		{name: "fsync of the temporary folder fails", files: bad(goodFile),
+			setup: func(t *testing.T, out string) func(*testing.T) {
+				failSyncDir(t, func(dir string) bool { return strings.Contains(dir, ".freelunch-tmp-") })
+				return nil
+			},
+			want: []string{"sync DIR/out:", "input/output error"}},
+		{name: "fsync of the parent folder fails", files: bad(goodFile),
+			setup: func(t *testing.T, out string) func(*testing.T) {
+				failSyncDir(t, func(dir string) bool { return dir == filepath.Dir(out) })
+				return nil
+			},
+			want: []string{"sync the folder holding DIR/out", "input/output error", "removed"}},
 	}
+}
+
+// failingSync is an output file whose fsync fails with EIO as fsync(2) reports it.
+type failingSync struct{ *os.File }
+
+func (f failingSync) Sync() error {
+	return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
+}
+
+// failSyncDir makes syncDir fail with EIO, as fsync(2) reports it, for the folders fail
+// picks, for the rest of the test.
+func failSyncDir(t *testing.T, fail func(dir string) bool) {
+	orig := syncDir
+	syncDir = func(dir string) error {
+		if fail(dir) {
+			return &os.PathError{Op: "sync", Path: dir, Err: syscall.EIO}
+		}
+		return orig(dir)
+	}
+	t.Cleanup(func() { syncDir = orig })
 }
 
 // fullDisk is an output file on a disk with left bytes free: past them, writes fail
@@ -396,63 +444,18 @@ func TestNonFiniteAllowed(t *testing.T) {
 // TestInterrupt sends SIGINT (and SIGTERM, SIGHUP) to the built binary in the middle of a
 // merge: it exits 1 with one line on stderr, and leaves neither OUT_DIR nor a temporary folder.
 func TestInterrupt(t *testing.T) {
-	gotool, err := exec.LookPath("go")
-	if err != nil {
-		gotool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "freelunch")
-	if b, err := exec.Command(gotool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	// Two models of one 4M-element F32 tensor: at 16 elements a chunk on one thread the
-	// merge takes about 3 s (measured here), long enough to be interrupted in the middle.
-	const n = 4 << 20
-	header := fmt.Sprintf(`{"model.layers.0.w":{"dtype":"F32","shape":[%d],"data_offsets":[0,%d]}}`, n, 4*n)
-	for i, name := range []string{"good", "bad"} {
-		data := make([]byte, 4*n)
-		for j := 0; j < len(data); j += 4 {
-			binary.LittleEndian.PutUint32(data[j:], math.Float32bits(float32(i+j%7)))
-		}
-		p := filepath.Join(dir, name, "model.safetensors")
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, stFile(header, data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfgPath := filepath.Join(dir, "config.yml")
-	os.WriteFile(cfgPath, []byte(strings.ReplaceAll(linearConfig, "DIR", dir)), 0o644)
+	bin := buildCLI(t, dir)
+	cfgPath := writeSlowMerge(t, dir)
 	for name, sig := range map[string]os.Signal{"INT": os.Interrupt, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP} {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(dir, "out-"+name)
-			cmd := exec.Command(bin, "merge", "--chunk-size", "16", "--threads", "1", cfgPath, out)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			// Wait for the temporary folder: the merge is writing.
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				if tmp, _ := filepath.Glob(filepath.Join(dir, ".out-"+name+".freelunch-tmp-*")); len(tmp) > 0 {
-					break
-				}
-				select {
-				case err := <-exited:
-					t.Fatalf("merge ended (%v) before it could be interrupted; stderr:\n%s", err, stderr.String())
-				case <-time.After(5 * time.Millisecond):
-				}
-				if time.Now().After(deadline) {
-					cmd.Process.Kill()
-					t.Fatal("no temporary output folder after 30s")
-				}
-			}
+			cmd, exited, stderr := startSlowMerge(t, bin, cfgPath, out)
 			time.Sleep(100 * time.Millisecond)
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
+			var err error
 			select {
 			case err = <-exited:
 			case <-time.After(30 * time.Second):
@@ -473,4 +476,84 @@ func TestInterrupt(t *testing.T) {
 			checkNoTemp(t, dir)
 		})
 	}
+}
+
+// buildCLI builds the freelunch binary into dir.
+func buildCLI(t *testing.T, dir string) string {
+	t.Helper()
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		gotool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(dir, "freelunch")
+	if b, err := exec.Command(gotool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	return bin
+}
+
+// writeSlowMerge writes two models, good and bad, of one 4M-element F32 tensor into dir,
+// and a linear config of them: at 16 elements a chunk on one thread the merge takes about
+// 3 s (measured here), long enough to be interrupted in the middle. It returns the
+// config's path.
+func writeSlowMerge(t *testing.T, dir string) string {
+	t.Helper()
+	const n = 4 << 20
+	header := fmt.Sprintf(`{"model.layers.0.w":{"dtype":"F32","shape":[%d],"data_offsets":[0,%d]}}`, n, 4*n)
+	for i, name := range []string{"good", "bad"} {
+		data := make([]byte, 4*n)
+		for j := 0; j < len(data); j += 4 {
+			binary.LittleEndian.PutUint32(data[j:], math.Float32bits(float32(i+j%7)))
+		}
+		p := filepath.Join(dir, name, "model.safetensors")
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, stFile(header, data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(linearConfig, "DIR", dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath
+}
+
+// startSlowMerge starts bin merging cfgPath into out, slowly (16 elements a chunk, one
+// thread), and returns once the merge's temporary folder exists: the merge is writing.
+// exited receives the result of cmd.Wait.
+func startSlowMerge(t *testing.T, bin, cfgPath, out string) (cmd *exec.Cmd, exited chan error, stderr *bytes.Buffer) {
+	t.Helper()
+	cmd = exec.Command(bin, "merge", "--chunk-size", "16", "--threads", "1", cfgPath, out)
+	stderr = &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if tmp := tempFolders(t, out); len(tmp) > 0 {
+			return cmd, exited, stderr
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("merge ended (%v) before its temporary folder was seen; stderr:\n%s", err, stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no temporary output folder after 30s")
+		}
+	}
+}
+
+// tempFolders returns the temporary folders of merges into out.
+func tempFolders(t *testing.T, out string) []string {
+	t.Helper()
+	tmp, err := filepath.Glob(filepath.Join(filepath.Dir(out), "."+filepath.Base(out)+tmpInfix+"*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmp
 }

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"unicode"
 
 	"freelunch/core/dtype"
 	"freelunch/core/safetensors"
@@ -169,9 +168,11 @@ func formatShape(shape []int64) string {
 	return b.String()
 }
 
-// printable returns s, quoted if it holds control characters that would break the table.
+// printable returns s, quoted if it holds a character that would break the table or
+// mislead the reader: control characters, and the other runes strconv does not take as
+// printable, such as U+202E (right-to-left override), which reverses the text after it.
 func printable(s string) string {
-	if strings.ContainsFunc(s, unicode.IsControl) {
+	if strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
 		return strconv.Quote(s)
 	}
 	return s

@@ -215,3 +215,27 @@ func TestInspectExternal(t *testing.T) {
 		t.Errorf("inspect %s: %d tensors, %d bytes; want 36, 4305", p, len(out.Tensors), out.TotalBytes)
 	}
 }
+
+// TestInspectUnprintableNames: a tensor name with a control character or a bidirectional
+// override (U+202E reverses the text after it on a terminal) is printed quoted, escapes
+// visible; a plain name is printed as it is.
+func TestInspectUnprintableNames(t *testing.T) {
+	dir := t.TempDir()
+	writeModel(t, dir, []safetensors.TensorSpec{
+		{Name: "w\u202etxt.exe", DType: dtype.F32, Shape: []int64{1}},
+		{Name: "a\x1b[2J", DType: dtype.F32, Shape: []int64{1}},
+		{Name: "plain.weight", DType: dtype.F32, Shape: []int64{1}},
+	}, 1<<30, nil)
+	stdout, stderr, err := runCLI(t, "inspect", dir)
+	if err != nil {
+		t.Fatalf("inspect: %v\n%s", err, stderr)
+	}
+	for _, want := range []string{`"w\u202etxt.exe"`, `"a\x1b[2J"`, "\nplain.weight "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("inspect output lacks %s:\n%s", want, stdout)
+		}
+	}
+	if strings.ContainsAny(stdout, "\u202e\x1b") {
+		t.Errorf("inspect output holds a raw U+202E or ESC:\n%q", stdout)
+	}
+}

@@ -29,6 +29,12 @@ var commands = map[string]func(ctx context.Context, args []string, stdout, stder
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// The first signal cancels the command, which then cleans up; a second one ends the
+	// process at once, in case something does not return (a blocked system call).
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err, os.Stderr))

@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -139,6 +141,9 @@ func cmdMerge(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if !*quiet {
+		for _, r := range sink.removed {
+			fmt.Fprintf(stderr, "note: removed %s, left by a merge that did not finish\n", r)
+		}
 		for _, w := range res.Warnings {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
@@ -202,8 +207,12 @@ func parseSize(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
-// readConfigFile reads a config of at most 1 MiB.
+// readConfigFile reads a config of at most 1 MiB, from a regular file only: opening a
+// named pipe would wait for a writer, and Ctrl-C could not end that wait.
 func readConfigFile(name string) ([]byte, error) {
+	if fi, err := os.Stat(name); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("open %s: not a regular file (a pipe, socket or device)", name)
+	}
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
@@ -267,10 +276,30 @@ func checkNotInput(dir string, p *plan.Plan) error {
 
 // dirSink writes output files into a temporary folder next to the output folder and
 // renames it into place by commit, so a failed merge leaves nothing that looks like a model.
+//
+// A merge killed by SIGKILL (or a crash, or a power cut) cannot remove its temporary
+// folder, so the next merge to the same OUT_DIR does. Each merge holds a lock on its
+// temporary folder (lockFolder) from its creation to commit or abort; the kernel drops
+// the lock when the process dies, so a folder named like ours whose lock can be taken
+// belongs to no live merge. Creating and locking a folder happen under a lock on the
+// parent folder, and so does the search for unlocked ones: no merge can find another's
+// folder in the instant between its creation and its lock.
 type dirSink struct {
 	dir, tmp string
 	f        io.WriteCloser
+	lock     *os.File // holds the lock on tmp; nil where folders cannot be locked
+	removed  []string // stale temporary folders removed by newDirSink
 }
+
+// tmpInfix is in the name of every temporary output folder: "."+base(OUT_DIR)+tmpInfix
+// and the decimal digits os.MkdirTemp adds.
+const tmpInfix = ".freelunch-tmp-"
+
+// Errors of lockFolder: another open file holds the lock; this system has no folder locks.
+var (
+	errLocked  = errors.New("folder is locked")
+	errNoLocks = errors.New("folder locks are not supported on " + runtime.GOOS)
+)
 
 // createOutput creates one output file. It is a variable so that tests can simulate a
 // full disk with a writer that fails part way.
@@ -283,11 +312,74 @@ func newDirSink(dir string) (*dirSink, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".freelunch-tmp-")
+	prefix := "." + filepath.Base(dir) + tmpInfix
+	// Without the parent's lock (no folder locks here, or another process kept it for
+	// lockWait) nothing is judged stale.
+	plock, err := lockParent(parent)
+	var stale []*os.File
+	if err == nil {
+		stale = lockStale(parent, prefix)
+	}
+	tmp, err := os.MkdirTemp(parent, prefix)
 	if err != nil {
+		for _, f := range stale {
+			f.Close()
+		}
+		if plock != nil {
+			plock.Close()
+		}
 		return nil, err
 	}
-	return &dirSink{dir: dir, tmp: tmp}, nil
+	s := &dirSink{dir: dir, tmp: tmp}
+	s.lock, _ = lockFolder(tmp) // nil if folders cannot be locked here: then no merge removes it either
+	if plock != nil {
+		plock.Close()
+	}
+	// The stale folders stay locked while they are removed, so no other merge looks at
+	// them meanwhile; the parent's lock is not needed for that.
+	for _, f := range stale {
+		if os.RemoveAll(f.Name()) == nil {
+			s.removed = append(s.removed, f.Name())
+		}
+		f.Close()
+	}
+	return s, nil
+}
+
+// lockWait bounds the wait for the lock on OUT_DIR's parent folder, which a merge holds
+// only while it looks for stale folders and makes its own (milliseconds).
+const lockWait = 10 * time.Second
+
+// lockParent locks the folder parent, waiting up to lockWait for another merge to let it go.
+func lockParent(parent string) (*os.File, error) {
+	deadline := time.Now().Add(lockWait)
+	for {
+		f, err := lockFolder(parent)
+		if !errors.Is(err, errLocked) || time.Now().After(deadline) {
+			return f, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// lockStale locks and returns the temporary folders in parent named prefix+digits whose
+// lock no live process holds: they were left by merges that died.
+func lockStale(parent, prefix string) []*os.File {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return nil
+	}
+	var stale []*os.File
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.IsDir() {
+			continue // not ours, or a symbolic link
+		}
+		if f, err := lockFolder(filepath.Join(parent, e.Name())); err == nil {
+			stale = append(stale, f)
+		}
+	}
+	return stale
 }
 
 func (s *dirSink) Create(name string) (io.Writer, error) {
@@ -314,7 +406,18 @@ func (f outFile) Write(p []byte) (int, error) {
 	return n, f.rename(err)
 }
 
-func (f outFile) Close() error { return f.rename(f.WriteCloser.Close()) }
+// Close flushes the file to stable storage (one fsync per file) and closes it, so that
+// the folder renamed into place by commit never holds a file whose data a crash can lose.
+func (f outFile) Close() error {
+	var err error
+	if s, ok := f.WriteCloser.(interface{ Sync() error }); ok {
+		err = s.Sync()
+	}
+	if cerr := f.WriteCloser.Close(); err == nil {
+		err = cerr
+	}
+	return f.rename(err)
+}
 
 func (f outFile) rename(err error) error {
 	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
@@ -332,13 +435,18 @@ func (s *dirSink) closeFile() error {
 	return err
 }
 
-// commit closes the last file and moves the folder into place.
+// commit closes the last file and moves the folder into place. The files (at their
+// Close) and the temporary folder are flushed to stable storage before the rename and
+// the parent folder after it, so that after a crash OUT_DIR is either absent or complete.
 func (s *dirSink) commit(overwrite bool) error {
 	if err := s.closeFile(); err != nil {
 		return err
 	}
 	if err := os.Chmod(s.tmp, 0o755); err != nil {
 		return err
+	}
+	if err := syncDir(s.tmp); err != nil {
+		return fmt.Errorf("sync %s: %w", s.dir, unwrapPath(err))
 	}
 	if err := checkOutDir(s.dir, overwrite); err != nil {
 		return err
@@ -348,13 +456,65 @@ func (s *dirSink) commit(overwrite bool) error {
 			return err
 		}
 	}
-	return os.Rename(s.tmp, s.dir)
+	if err := os.Rename(s.tmp, s.dir); err != nil {
+		return err
+	}
+	parent := filepath.Dir(filepath.Clean(s.dir))
+	if err := syncDir(parent); err != nil {
+		// The rename may not survive a crash: do not leave a model that may vanish.
+		os.RemoveAll(s.dir)
+		s.unlock()
+		return fmt.Errorf("sync the folder holding %s: %w; the output was removed", s.dir, unwrapPath(err))
+	}
+	s.unlock()
+	return nil
+}
+
+// unlock lets go of the temporary folder's lock.
+func (s *dirSink) unlock() {
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+}
+
+// syncDir flushes the entries of the folder dir to stable storage. It is a variable so
+// that tests can make it fail. Windows cannot flush a folder opened for reading
+// (FlushFileBuffers needs write access), so there it does nothing; a file system that
+// does not sync folders (EINVAL, as some network and FUSE file systems answer) is not
+// an error either.
+var syncDir = func(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, syscall.EINVAL) {
+		return nil
+	}
+	return err
+}
+
+// unwrapPath returns the error inside a *os.PathError, for a message that names the
+// path itself.
+func unwrapPath(err error) error {
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // abort removes the temporary folder.
 func (s *dirSink) abort() {
 	s.closeFile()
 	os.RemoveAll(s.tmp)
+	s.unlock()
 }
 
 // progressBar draws one line on a terminal: percent, MB/s, ETA and the current tensor.

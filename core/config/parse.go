@@ -742,10 +742,12 @@ func (p *parser) models(n *yaml.Node) ([]ModelEntry, error) {
 		if e.Model, err = p.modelRef(mk.v, key+".model"); err != nil {
 			return nil, err
 		}
+		// The key's line, not the value's: a value given through an alias (model: *m)
+		// has its anchor's line, which would read "lines 3 and 3".
 		if line, dup := seen[e.Model]; dup {
-			return nil, errorf(mk.v.Line, key+".model", "model %q is listed twice (lines %d and %d)", e.Model, line, mk.v.Line)
+			return nil, errorf(mk.k.Line, key+".model", "model %q is listed twice (lines %d and %d)", e.Model, line, mk.k.Line)
 		}
-		seen[e.Model] = mk.v.Line
+		seen[e.Model] = mk.k.Line
 		e.Parameters = Params{}
 		if pk, ok := kv["parameters"]; ok {
 			if e.Parameters, err = p.params(pk.v, key+".parameters", scopeModel); err != nil {
@@ -828,10 +830,10 @@ func (p *parser) sources(n *yaml.Node, path string) ([]Source, error) {
 		if s.Model, err = p.modelRef(mk.v, key+".model"); err != nil {
 			return nil, err
 		}
-		if line, dup := seen[s.Model]; dup {
-			return nil, errorf(mk.v.Line, key+".model", "model %q is listed twice in this slice (lines %d and %d)", s.Model, line, mk.v.Line)
+		if line, dup := seen[s.Model]; dup { // the key's line, as for models
+			return nil, errorf(mk.k.Line, key+".model", "model %q is listed twice in this slice (lines %d and %d)", s.Model, line, mk.k.Line)
 		}
-		seen[s.Model] = mk.v.Line
+		seen[s.Model] = mk.k.Line
 		lk, ok := kv["layer_range"]
 		if !ok {
 			return nil, errorf(item.Line, key, "missing layer_range")

@@ -88,6 +88,13 @@ models:
   - model: a
     parameters: {weight: 1}
 `, 7, []string{"models[2].model", `"a" is listed twice (lines 3 and 7)`}},
+		{"model twice through an alias", `merge_method: test_linear
+models:
+  - model: &m a
+    parameters: {weight: 1}
+  - model: *m
+    parameters: {weight: 1}
+`, 5, []string{"models[1].model", `"a" is listed twice (lines 3 and 5)`}},
 		{"model empty string", "merge_method: test_linear\nmodels:\n  - model: \"\"\n", 3, []string{"models[0].model", "empty string"}},
 		{"model path with a newline", "merge_method: test_linear\nmodels:\n  - model: \"a\\nb\"\n", 3, []string{"models[0].model", `"a\nb"`, "control characters"}},
 		{"base path with an escape", "merge_method: test_linear\nbase_model: {model: {path: \"\\e[2Jx\"}}\nmodels:\n  - model: a\n", 2, []string{"base_model.model.path", `"\x1b[2Jx"`, "control characters"}},
@@ -414,6 +421,13 @@ slices:
   - sources:
       - {model: a, layer_range: [0, 2], parameters: {weight: 1}}
       - {model: a, layer_range: [2, 4], parameters: {weight: 1}}
+`, 6, []string{"slices[0].sources[1].model", `"a" is listed twice in this slice (lines 5 and 6)`}},
+		{"source model twice through an alias", `merge_method: test_ties
+base_model: b
+slices:
+  - sources:
+      - {model: &m a, layer_range: [0, 2], parameters: {weight: 1}}
+      - {model: *m, layer_range: [2, 4], parameters: {weight: 1}}
 `, 6, []string{"slices[0].sources[1].model", `"a" is listed twice in this slice (lines 5 and 6)`}},
 		{"layer_range reversed", `merge_method: test_passthrough
 slices:

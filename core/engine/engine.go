@@ -475,14 +475,49 @@ func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte
 	if !check || !mayBeNonFinite(raw, in.Tensor.DType) {
 		return nil
 	}
-	if bad, first := countNonFinite(dst); bad > 0 {
+	if bad, _ := countNonFinite(dst); bad > 0 {
 		if !w.r.opts.AllowNonFinite {
-			return fmt.Errorf("%w: model %s: tensor %q has %d NaN or Inf values among elements [%d, %d), the first at element %d; merge anyway with --allow-nonfinite",
-				ErrNonFinite, in.Model.Path, in.Tensor.Name, bad, off, off+int64(len(dst)), off+int64(first))
+			return nonFiniteError(e, k, dst, raw)
 		}
 		w.r.nonFinite.Add(int64(bad))
 	}
 	return nil
+}
+
+// nonFiniteError returns the error for input k of e, which holds a NaN or Inf. It reads
+// the input's whole tensor again, chunk by chunk through dst and raw (so memory stays
+// bounded), to give the count and the first position in the tensor rather than in the
+// chunk where a worker met one: chunks are loaded out of order by several workers.
+func nonFiniteError(e *plan.Entry, k int, dst []float32, raw []byte) error {
+	in := e.Inputs[k]
+	d := in.Tensor.DType
+	size := int64(d.Size())
+	dst, raw = dst[:cap(dst)], raw[:cap(raw)]
+	step := min(int64(len(dst)), int64(len(raw))/size) // at least the chunk's length
+	var total int64
+	first := int64(-1)
+	for off := int64(0); off < e.N; off += step {
+		n := min(step, e.N-off)
+		b := raw[:n*size]
+		if err := in.Model.ReadAt(in.Tensor, b, off*size); err != nil {
+			return fmt.Errorf("read %s: tensor %q: %w", in.Model.Path, in.Tensor.Name, err)
+		}
+		if !mayBeNonFinite(b, d) {
+			continue
+		}
+		dtype.Decode(dst[:n], b, d)
+		c, f := countNonFinite(dst[:n])
+		if c > 0 && first < 0 {
+			first = off + int64(f)
+		}
+		total += int64(c)
+	}
+	values := "values"
+	if total == 1 {
+		values = "value"
+	}
+	return fmt.Errorf("%w: model %s: tensor %q holds %d NaN/Inf %s (first at element %d); merge anyway with --allow-nonfinite",
+		ErrNonFinite, in.Model.Path, in.Tensor.Name, total, values, first)
 }
 
 // mayBeNonFinite reports whether raw, little-endian values of d, may hold a NaN or ±Inf:

@@ -18,6 +18,9 @@ import (
 // errIsDir is the error of OSFS.Open for a folder.
 var errIsDir = errors.New("is a folder")
 
+// errNotRegular is the error of OSFS.Open for a named pipe, socket or device.
+var errNotRegular = errors.New("not a regular file (a pipe, socket or device)")
+
 // OpenModel opens the model at p in fsys: a folder, an index file, or a .safetensors file.
 //
 // A p ending in ".json" is an index; one ending in ".safetensors" is a single file. Any other p
@@ -399,9 +402,14 @@ type osBlob struct {
 
 func (b osBlob) Size() int64 { return b.size }
 
-// Open opens the file name. A folder gives an error (a *fs.PathError); a missing file one
-// wrapping fs.ErrNotExist.
+// Open opens the file name. A folder, a named pipe, a socket or a device gives an error
+// (a *fs.PathError); a missing file one wrapping fs.ErrNotExist.
 func (OSFS) Open(name string) (Blob, error) {
+	// Opening a named pipe blocks until a writer comes, and Ctrl-C cannot end that wait:
+	// look before opening (and again after, for what was swapped in between).
+	if fi, err := os.Stat(name); err == nil && !fi.IsDir() && !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
+	}
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
@@ -414,6 +422,10 @@ func (OSFS) Open(name string) (Blob, error) {
 	if fi.IsDir() {
 		f.Close()
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errIsDir}
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotRegular}
 	}
 	return osBlob{File: f, size: fi.Size()}, nil
 }
