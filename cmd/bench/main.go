@@ -5,7 +5,8 @@
 // It generates, once, a Llama-shaped BF16 base and two fine-tunes of about the given size
 // each into the cache folder, then for task_arithmetic, ties and dare_ties runs
 // `freelunch merge` and the I/O floor (`bench floor`: read every input byte and write as
-// many output bytes as the merge, with no arithmetic), each as a child process with a warm
+// many output bytes as the merge, with no arithmetic; `bench floor-sync` also flushes them
+// to the disk, as the merge does), each as a child process with a warm
 // page cache, and prints wall time, the merge's CPU time (user + system), input throughput,
 // peak RSS and the ratio merge ÷ floor.
 package main
@@ -29,8 +30,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "floor" {
-		if err := floor(os.Args[2], os.Args[3]); err != nil {
+	if len(os.Args) > 1 && (os.Args[1] == "floor" || os.Args[1] == "floor-sync") {
+		if err := floor(os.Args[2], os.Args[3], os.Args[1] == "floor-sync"); err != nil {
 			fmt.Fprintln(os.Stderr, "bench floor:", err)
 			os.Exit(1)
 		}
@@ -80,7 +81,7 @@ func bench(size, cache, bin string, methods []string) error {
 	host, _ := os.Hostname()
 	fmt.Printf("machine: %s, %d cores; models: 3 × %s BF16 (%d layers, hidden %d) in %s\n\n",
 		host, numCPU(), size, spec.Layers, spec.Hidden, dir)
-	fmt.Printf("%-16s %9s %9s %9s %11s %9s %9s %11s %7s\n", "method", "time", "CPU", "GB/s", "peak RSS", "floor", "floor GB/s", "floor RSS", "ratio")
+	fmt.Printf("%-16s %9s %9s %9s %11s %9s %9s %11s %7s %11s %7s\n", "method", "time", "CPU", "GB/s", "peak RSS", "floor", "floor GB/s", "floor RSS", "ratio", "floor+sync", "ratio")
 	for _, m := range methods {
 		cfg := filepath.Join(dir, m+".yml")
 		if err := os.WriteFile(cfg, []byte(configFor(m, dir)), 0o644); err != nil {
@@ -103,15 +104,22 @@ func bench(size, cache, bin string, methods []string) error {
 		if err != nil {
 			return err
 		}
+		os.RemoveAll(floorOut)
+		fs, err := measure(self, "floor-sync", cfg, floorOut)
+		if err != nil {
+			return err
+		}
 		mr, err := measure(bin, "merge", "--quiet", "--overwrite", cfg, out)
 		if err != nil {
 			return err
 		}
 		gbs := func(d time.Duration) float64 { return float64(inBytes) / 1e9 / d.Seconds() }
-		fmt.Printf("%-16s %8.2fs %8.2fs %9.2f %8.0f MB %8.2fs %9.2f %8.0f MB %6.2f×\n",
+		fmt.Printf("%-16s %8.2fs %8.2fs %9.2f %8.0f MB %8.2fs %9.2f %8.0f MB %6.2f× %10.2fs %6.2f×\n",
 			m, mr.wall.Seconds(), mr.cpu.Seconds(), gbs(mr.wall), float64(mr.rss)/1e6,
-			f.wall.Seconds(), gbs(f.wall), float64(f.rss)/1e6, mr.wall.Seconds()/f.wall.Seconds())
-		fmt.Printf("    %s merge --quiet --overwrite %s %s\n    %s floor %s %s\n", bin, cfg, out, self, cfg, floorOut)
+			f.wall.Seconds(), gbs(f.wall), float64(f.rss)/1e6, mr.wall.Seconds()/f.wall.Seconds(),
+			fs.wall.Seconds(), mr.wall.Seconds()/fs.wall.Seconds())
+		fmt.Printf("    %s merge --quiet --overwrite %s %s\n    %s floor %s %s\n    %s floor-sync %s %s\n",
+			bin, cfg, out, self, cfg, floorOut, self, cfg, floorOut)
 		os.RemoveAll(out)
 		os.RemoveAll(floorOut)
 	}
@@ -201,8 +209,10 @@ func inputBytes(cfgPath string) (int64, error) {
 }
 
 // floor reads every input byte of the merge cfgPath describes, in the engine's chunk
-// size, and writes as many bytes as the merge's output shards into one file under out.
-func floor(cfgPath, out string) error {
+// size, and writes as many bytes as the merge's output shards into one file under out;
+// with sync, it then flushes that file to the disk, as `freelunch merge` does its output
+// before renaming it into place.
+func floor(cfgPath, out string, sync bool) error {
 	p, err := loadPlan(cfgPath)
 	if err != nil {
 		return err
@@ -237,6 +247,11 @@ func floor(cfgPath, out string) error {
 					written += w
 				}
 			}
+		}
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			return err
 		}
 	}
 	return f.Close()
