@@ -147,6 +147,11 @@ func badRows() []badRow {
 			"bad/model-00001-of-00002.safetensors": stFile(wShard, goodData[:16]),
 			"bad/model-00002-of-00002.safetensors": stFile(normShard, goodData[16:]),
 		}, want: []string{"model-00001-of-00002.safetensors", `"model.norm.weight"`, "model.safetensors.index.json"}},
+		{name: "index starts with a byte order mark", files: map[string][]byte{
+			"bad/model.safetensors.index.json":     []byte("\xef\xbb\xbf" + `{"weight_map":{"model.layers.0.w":"model-00001-of-00002.safetensors","model.norm.weight":"model-00002-of-00002.safetensors"}}`),
+			"bad/model-00001-of-00002.safetensors": stFile(wShard, goodData[:16]),
+			"bad/model-00002-of-00002.safetensors": stFile(normShard, goodData[16:]),
+		}, want: []string{"bad/model.safetensors.index.json", "byte order mark"}},
 		{name: "index names a shard with a newline", files: map[string][]byte{
 			"bad/model.safetensors.index.json": []byte(`{"weight_map":{"model.layers.0.w":"model\n.safetensors","model.norm.weight":"model\n.safetensors"}}`),
 			"bad/model\n.safetensors":          goodFile,
@@ -163,7 +168,22 @@ func badRows() []badRow {
 			want: []string{"model DIR/bad2 holds no tensors", "nothing to merge"}},
 		{name: "the base's config.json is not JSON", files: map[string][]byte{
 			"bad/model.safetensors": goodFile, "good/config.json": []byte(`{"num_hidden_layers": 1, oops}`)},
-			want: []string{"config.json of DIR/good", "invalid character 'o'"}},
+			want: []string{"config.json of DIR/good", "invalid JSON at byte 25", "invalid character 'o'"}},
+		{name: "the base's config.json is empty", files: map[string][]byte{
+			"bad/model.safetensors": goodFile, "good/config.json": []byte("\n")},
+			want: []string{"config.json of DIR/good", "the file is empty"}},
+		{name: "the base's config.json starts with a byte order mark", files: map[string][]byte{
+			"bad/model.safetensors": goodFile, "good/config.json": []byte("\xef\xbb\xbf{\"num_hidden_layers\": 1}")},
+			want: []string{"config.json of DIR/good", "byte order mark"}},
+		{name: "the base's config.json has text after the object", files: map[string][]byte{
+			"bad/model.safetensors": goodFile, "good/config.json": []byte(`{"num_hidden_layers": 1} {"x": 2}`)},
+			want: []string{"config.json of DIR/good", "text after the JSON object"}},
+		{name: "the base's config.json ends early", files: map[string][]byte{
+			"bad/model.safetensors": goodFile, "good/config.json": []byte(`{"num_hidden_layers": 1,`)},
+			want: []string{"config.json of DIR/good", "the JSON ends early"}},
+		{name: "a shape of 100001 dimensions differs", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},`+
+			`"model.norm.weight":{"dtype":"F32","shape":[`+strings.Repeat("1,", 100000)+`2],"data_offsets":[16,24]}}`, goodData)),
+			want: []string{`"model.norm.weight"`, "[1 1 1 1 1 1 1 1] … (100001 dimensions) in DIR/bad", "[2] in DIR/good"}},
 		{name: "a model lacks a tensor", files: bad(stFile(wShard, goodData[:16])),
 			want: []string{"DIR/bad has no tensor", `"model.norm.weight"`, "DIR/good"}},
 		{name: "shapes differ between models", files: bad(stFile(`{"model.layers.0.w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},`+

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -143,11 +144,28 @@ func outputFloatDType(p *plan.Plan) dtype.DType {
 // are JSON text) and re-indents it; keys absent from obj are left absent, except
 // torch_dtype, which is added.
 func editJSONObject(obj []byte, set map[string]string) ([]byte, error) {
+	switch {
+	case len(bytes.TrimSpace(obj)) == 0:
+		return nil, errors.New("the file is empty; want a JSON object")
+	case bytes.HasPrefix(obj, []byte("\xef\xbb\xbf")):
+		return nil, errors.New("the file starts with a UTF-8 byte order mark, which JSON does not allow (transformers cannot read it either)")
+	}
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	dec.UseNumber()
+	// jsonErr says where the JSON went wrong: the decoder's messages name no position.
+	jsonErr := func(err error) error {
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &se):
+			return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, err)
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return fmt.Errorf("the JSON ends early, at byte %d", len(obj))
+		}
+		return fmt.Errorf("invalid JSON near byte %d: %v", dec.InputOffset(), err)
+	}
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, err
+		return nil, jsonErr(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return nil, errors.New("not a JSON object")
@@ -159,12 +177,15 @@ func editJSONObject(obj []byte, set map[string]string) ([]byte, error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, err
+			return nil, jsonErr(err)
 		}
-		key := tok.(string)
+		key, ok := tok.(string)
+		if !ok {
+			return nil, fmt.Errorf("invalid JSON near byte %d: an object key must be a string", dec.InputOffset())
+		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, err
+			return nil, jsonErr(err)
 		}
 		if !first {
 			b.WriteByte(',')
@@ -181,7 +202,10 @@ func editJSONObject(obj []byte, set map[string]string) ([]byte, error) {
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, err
+		return nil, jsonErr(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("text after the JSON object, at byte %d", dec.InputOffset())
 	}
 	if v, ok := set["torch_dtype"]; ok && !seen["torch_dtype"] {
 		if !first {

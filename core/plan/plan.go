@@ -438,7 +438,7 @@ func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Par
 			return e, errorf("model %s has no tensor %q, which %s has", s.path, srcName, ref.path)
 		}
 		if !equalShape(st.Shape, t.Shape) {
-			return e, errorf("tensor %q has shape %v in %s but %v in %s", srcName, st.Shape, s.path, t.Shape, ref.path)
+			return e, errorf("tensor %q has shape %s in %s but %s in %s", srcName, safetensors.ShapeString(st.Shape), s.path, safetensors.ShapeString(t.Shape), ref.path)
 		}
 		if st.DType.IsFloat() != t.DType.IsFloat() || (!st.DType.IsFloat() && st.DType != t.DType) {
 			return e, errorf("tensor %q is %s in %s but %s in %s", srcName, st.DType, s.path, t.DType, ref.path)
@@ -461,7 +461,7 @@ func (p *Plan) entry(cfg *config.Config, method merge.Method, params []merge.Par
 	}
 	bytes, ok := mulCheck(e.N, int64(e.DType.Size()))
 	if !ok {
-		return e, errorf("tensor %q: %v elements overflow", name, e.Shape)
+		return e, errorf("tensor %q: %s elements overflow", name, safetensors.ShapeString(e.Shape))
 	}
 	e.Bytes = bytes
 

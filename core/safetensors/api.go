@@ -193,3 +193,14 @@ type modelShard struct {
 // OpenModel then looks inside it; other FS implementations (the browser's dropped files) need
 // not know folders at all: OpenModel tries the folder's index and model.safetensors by name.
 type OSFS struct{}
+
+// ShapeString formats a shape for a message, as fmt's %v does ("[4096 11008]"), but
+// with at most 8 dimensions written out: a header may declare thousands, and an error
+// must stay one readable line.
+func ShapeString(shape []int64) string {
+	const most = 8
+	if len(shape) <= most {
+		return fmt.Sprint(shape)
+	}
+	return fmt.Sprintf("%v … (%d dimensions)", shape[:most], len(shape))
+}

@@ -234,6 +234,9 @@ func parseIndex(data []byte, name string) ([]indexEntry, error) {
 	if !utf8.Valid(data) {
 		return nil, formatErr(name, "", -1, "index is not valid UTF-8")
 	}
+	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
+		return nil, formatErr(name, "", 0, "index starts with a UTF-8 byte order mark, which JSON does not allow")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	tok := func(tensor string) (json.Token, error) {

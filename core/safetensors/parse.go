@@ -449,7 +449,7 @@ func (s *scanner) tensorInfo(name string) (TensorInfo, error) {
 	}
 	want, ok := byteSize(t.DType, t.Shape)
 	if !ok {
-		return t, s.errf(end, "shape %v of %v is too large (more than 2^63 bytes)", t.Shape, t.DType)
+		return t, s.errf(end, "shape %s of %v is too large (more than 2^63 bytes)", ShapeString(t.Shape), t.DType)
 	}
 	if got := t.End - t.Start; got != want {
 		return t, s.errf(end, "data_offsets [%d, %d] span %d bytes, but shape %v of %v needs %d",
