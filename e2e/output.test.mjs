@@ -202,6 +202,33 @@ describe('output', () => {
     assert.deepEqual([...(await picked()).keys()], []);
   });
 
+  test('save to folder: a full disk is named as the chosen folder\'s, and the folder left empty', async () => {
+    // The stand-in picked folder lives in OPFS, so the origin's quota stands for its disk.
+    // The folder is made before the quota shrinks (the earlier tests' folders already hold
+    // more than it), as a real picker's would exist; the picker hands it out once.
+    await page.evaluate(async () => {
+      const d = await (await navigator.storage.getDirectory()).getDirectoryHandle(`picked-${window.__picked.length}`, { create: true });
+      window.__picked.push(d);
+      const picker = window.showDirectoryPicker;
+      window.showDirectoryPicker = async () => {
+        window.showDirectoryPicker = picker;
+        return d;
+      };
+    });
+    const cdp = await browser.ctx.newCDPSession(page);
+    const origin = new URL(server.url).origin;
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 64 * 1024 });
+    try {
+      await setup(config(), { shardSize: '100KiB' });
+      await start('save-folder');
+      assert.match(await done(), /^The merge stopped\. Nothing was left in picked-\d+\./);
+      assert.match(await page.textContent('[data-testid=error]'), /disk of the chosen folder is full/);
+      assert.deepEqual([...(await picked()).keys()], []);
+    } finally {
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+    }
+  });
+
   test('shard size and no tokenizer files: the same shards, index and files as the CLI', async () => {
     await setup(config(), { shardSize: '100KiB', copyTokenizer: false });
     assert.match(await page.textContent('[data-testid=plan]'), /in \d+ shards/);

@@ -302,7 +302,7 @@ func describe(err error, fsys fileFS) map[string]any {
 		msg["code"], msg["line"], msg["key"] = "config", cerr.Line, cerr.Key
 	case errors.Is(err, context.Canceled):
 		msg["code"], msg["message"] = "canceled", "merge cancelled; nothing was kept"
-	case errors.Is(err, errStorage):
+	case errors.Is(err, errStorage) || errors.Is(err, errFolderFull):
 		msg["code"] = "storage"
 	case errors.As(err, &ferr):
 		msg["code"], where = "format", ferr.File

@@ -114,12 +114,30 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	return got, nil
 }
 
+// errFolderFull is errStorage for "Save to folder": there, no room means the chosen
+// folder's disk, not the browser's storage, is full.
+var errFolderFull = errors.New("the disk of the chosen folder is full: free space there or choose a folder on another disk, then merge again")
+
+// isQuota reports whether err is the browser's QuotaExceededError.
+func isQuota(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "QuotaExceeded") || strings.Contains(s, "quota")
+}
+
 // storageError maps the browser's quota error to errStorage.
 func storageError(err error) error {
-	if s := err.Error(); strings.Contains(s, "QuotaExceeded") || strings.Contains(s, "quota") {
+	if isQuota(err) {
 		return errStorage
 	}
 	return fmt.Errorf("write to browser storage: %w", err)
+}
+
+// folderError maps the browser's quota error, writing to the chosen folder, to errFolderFull.
+func folderError(err error) error {
+	if isQuota(err) {
+		return errFolderFull
+	}
+	return fmt.Errorf("write to the chosen folder: %w", err)
 }
 
 // zipSink writes the output folder as one stored (uncompressed) zip into a
@@ -194,6 +212,9 @@ func (s *dirSink) Create(name string) (io.Writer, error) {
 	}
 	fh, err := await(p)
 	if err != nil {
+		if isQuota(err) {
+			return nil, errFolderFull
+		}
 		return nil, fmt.Errorf("create %s in the chosen folder: %w", name, err)
 	}
 	p, err = fh.Call("createWritable")
@@ -202,6 +223,9 @@ func (s *dirSink) Create(name string) (io.Writer, error) {
 	}
 	ws, err := await(p)
 	if err != nil {
+		if isQuota(err) {
+			return nil, errFolderFull
+		}
 		return nil, fmt.Errorf("open %s in the chosen folder for writing: %w", name, err)
 	}
 	s.names = append(s.names, name)
@@ -221,10 +245,12 @@ func (s *dirSink) closeFile() error {
 	}
 	p, err := c.ws.Call("close")
 	if err != nil {
-		return err
+		return folderError(err)
 	}
-	_, err = await(p)
-	return err
+	if _, err = await(p); err != nil {
+		return folderError(err)
+	}
+	return nil
 }
 
 func (s *dirSink) finish() error { return s.closeFile() }
@@ -261,10 +287,10 @@ func (w *streamWriter) write(p []byte) (int, error) {
 		// Wait for each write before the buffer is reused.
 		pr, err := w.ws.Call("write", v)
 		if err != nil {
-			return done, storageError(err)
+			return done, folderError(err)
 		}
 		if _, err := await(pr); err != nil {
-			return done, storageError(err)
+			return done, folderError(err)
 		}
 		done += n
 		p = p[n:]
