@@ -264,29 +264,13 @@ parameters:
 			want: []string{"DIR/config.yml", "no such file"}},
 		{name: "disk full", files: bad(goodFile),
 			setup: func(t *testing.T, out string) func(*testing.T) {
-				orig := createOutput
-				createOutput = func(name string) (io.WriteCloser, error) {
-					f, err := orig(name)
-					if err != nil {
-						return nil, err
-					}
-					return &fullDisk{f: f.(*os.File), left: 40}, nil
-				}
-				t.Cleanup(func() { createOutput = orig })
+				wrapOutputs(t, func(f *os.File) io.WriteCloser { return &fullDisk{f: f, left: 40} })
 				return nil
 			},
 			want: []string{"DIR/out/model.safetensors", "no space left on device"}},
 		{name: "fsync of an output file fails", files: bad(goodFile),
 			setup: func(t *testing.T, out string) func(*testing.T) {
-				orig := createOutput
-				createOutput = func(name string) (io.WriteCloser, error) {
-					f, err := orig(name)
-					if err != nil {
-						return nil, err
-					}
-					return failingSync{f.(*os.File)}, nil
-				}
-				t.Cleanup(func() { createOutput = orig })
+				wrapOutputs(t, func(f *os.File) io.WriteCloser { return failingSync{f} })
 				return nil
 			},
 			want: []string{"DIR/out/model.safetensors", "input/output error"}},
@@ -576,4 +560,17 @@ func tempFolders(t *testing.T, out string) []string {
 		t.Fatal(err)
 	}
 	return tmp
+}
+
+// wrapOutputs has the merge write its output files through wrap for the rest of the test.
+func wrapOutputs(t *testing.T, wrap func(*os.File) io.WriteCloser) {
+	orig := createOutput
+	createOutput = func(name string) (io.WriteCloser, error) {
+		f, err := orig(name)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(f.(*os.File)), nil
+	}
+	t.Cleanup(func() { createOutput = orig })
 }

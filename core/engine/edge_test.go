@@ -33,6 +33,25 @@ func writeST(t *testing.T, specs []safetensors.TensorSpec, data ...[]byte) []byt
 	return b.Bytes()
 }
 
+// outputTensor returns the bytes of tensor name in the single-file output held by s.
+func outputTensor(t *testing.T, s *memSink, name string) []byte {
+	t.Helper()
+	out := s.files["model.safetensors"].Bytes()
+	f, err := safetensors.Open(bytes.NewReader(out), int64(len(out)), "model.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ti := f.Lookup(name)
+	if ti == nil {
+		t.Fatalf("output lacks %s", name)
+	}
+	b := make([]byte, ti.End-ti.Start)
+	if err := f.ReadTensorAt(ti, b, 0); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func le(vals ...any) []byte {
 	var b bytes.Buffer
 	for _, v := range vals {
@@ -76,22 +95,7 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := s.files["model.safetensors"].Bytes()
-	f, err := safetensors.Open(bytes.NewReader(out), int64(len(out)), "model.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	read := func(name string) []byte {
-		ti := f.Lookup(name)
-		if ti == nil {
-			t.Fatalf("output lacks %s", name)
-		}
-		b := make([]byte, ti.End-ti.Start)
-		if err := f.ReadTensorAt(ti, b, 0); err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	read := func(name string) []byte { return outputTensor(t, s, name) }
 	got := make([]float32, 1)
 	dtype.Decode(got, read("scale"), dtype.F16)
 	if got[0] != 11.5 {
@@ -181,17 +185,8 @@ models:
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := s.files["model.safetensors"].Bytes()
-		f, err := safetensors.Open(bytes.NewReader(out), int64(len(out)), "model.safetensors")
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw := make([]byte, 2*n)
-		if err := f.ReadTensorAt(f.Lookup("w"), raw, 0); err != nil {
-			t.Fatal(err)
-		}
 		got := make([]float32, n)
-		dtype.Decode(got, raw, dtype.BF16)
+		dtype.Decode(got, outputTensor(t, s, "w"), dtype.BF16)
 		kept := int(math.Floor(0.3 * float64(n)))
 		bad := 0
 		for i, g := range got {

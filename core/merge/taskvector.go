@@ -340,18 +340,15 @@ func (k *tvKernel) denseDelta(w []float64, j int, x, b []float32) {
 func (k *tvKernel) weigh(w []float64, j int, keep []uint64, x, b []float32, probs []float64) {
 	x, b, keep = x[:len(w)], b[:len(w)], keep[:len(w)]
 	f, mul := k.w[j], k.scale[j]
-	div := 1.0
-	switch {
-	case k.inverse && probs != nil:
+	if k.inverse && k.m.sparsify == magprune { // each survivor divided by its own p
 		probs = probs[:len(w)]
 		for i := range w {
 			v := float64(float64(float64((float64(x[i])-float64(b[i]))/probs[i])*mul) * f)
 			w[i] = math.Float64frombits(math.Float64bits(v) & keep[i])
 		}
 		return
-	case k.inverse:
-		div = k.rho[j]
 	}
+	div := k.divisor(j)
 	if div == 1 && mul == 1 {
 		for i := range w {
 			v := float64((float64(x[i]) - float64(b[i])) * f)
@@ -447,14 +444,11 @@ func (k *tvKernel) mergeDense(dst []float32, base []float32, models [][]float32)
 	}
 }
 
-// divisor returns model j's rescale divisor when it is the same for every element (ρ
-// with rescale, else 1), or 0 for DELLA's per-element p.
+// divisor returns model j's rescale divisor: ρ with the inverse rescale, else 1 (DELLA's
+// inverse rescale divides by each element's own p instead; see weigh).
 func (k *tvKernel) divisor(j int) float64 {
-	switch {
-	case k.keepsAll(j) || !k.inverse:
+	if k.keepsAll(j) || !k.inverse {
 		return 1
-	case k.m.sparsify == magprune:
-		return 0
 	}
 	return k.rho[j]
 }
