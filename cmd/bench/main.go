@@ -14,6 +14,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"freelunch/core/plan"
 	"freelunch/core/safetensors"
 	"freelunch/internal/testmodel"
+	"freelunch/internal/writeback"
 )
 
 func main() {
@@ -226,6 +228,10 @@ func floor(cfgPath, out string, sync bool) error {
 		return err
 	}
 	defer f.Close()
+	var w io.Writer = f
+	if sync {
+		w = writeback.New(f) // as the merge writes its output
+	}
 	const chunk = 1 << 20
 	buf := make([]byte, chunk*8)
 	var written int64
@@ -239,12 +245,12 @@ func floor(cfgPath, out string, sync bool) error {
 					return err
 				}
 				if outLeft > 0 {
-					w := min(n, outLeft)
-					if _, err := f.Write(buf[:w]); err != nil {
+					k := min(n, outLeft)
+					if _, err := w.Write(buf[:k]); err != nil {
 						return err
 					}
-					outLeft -= w
-					written += w
+					outLeft -= k
+					written += k
 				}
 			}
 		}

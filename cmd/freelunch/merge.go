@@ -20,6 +20,7 @@ import (
 	"freelunch/core/engine"
 	"freelunch/core/plan"
 	"freelunch/core/safetensors"
+	"freelunch/internal/writeback"
 )
 
 func init() { commands["merge"] = cmdMerge }
@@ -389,6 +390,11 @@ func (s *dirSink) Create(name string) (io.Writer, error) {
 	f, err := createOutput(filepath.Join(s.tmp, name))
 	if err != nil {
 		return nil, err
+	}
+	if osf, ok := f.(*os.File); ok {
+		// Start the file's writeback as it is written, so that its fsync at Close
+		// finds little left to do.
+		f = writeback.New(osf)
 	}
 	s.f = outFile{f, filepath.Join(s.dir, name)}
 	return s.f, nil
