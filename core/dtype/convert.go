@@ -47,19 +47,25 @@ func Decode(dst []float32, src []byte, d DType) {
 	}
 }
 
-// decodeBF16 decodes four elements per 64-bit load: each float32 is a bfloat16 shifted
-// into the upper half. It writes the float32s' bits (see bitsOf).
+// decodeBF16 decodes four elements per 64-bit load, sixteen per iteration with one bounds
+// check (under GOARCH=wasm every iteration and every check costs several instructions):
+// each float32 is a bfloat16 shifted into the upper half. It writes the float32s' bits
+// (see bitsOf).
 func decodeBF16(dst []float32, src []byte) {
 	src = src[:2*len(dst)]
 	u := bitsOf(dst)
 	i := 0
-	for ; i+4 <= len(u); i += 4 {
-		w := binary.LittleEndian.Uint64(src[2*i:])
-		d := u[i : i+4 : i+4]
-		d[0] = uint32(w) << 16
-		d[1] = uint32(w) &^ 0xffff
-		d[2] = uint32(w>>32) << 16
-		d[3] = uint32(w>>32) &^ 0xffff
+	for ; i+16 <= len(u); i += 16 {
+		s := src[2*i : 2*i+32 : 2*i+32]
+		d := u[i : i+16 : i+16]
+		w := binary.LittleEndian.Uint64(s)
+		d[0], d[1], d[2], d[3] = uint32(w)<<16, uint32(w)&^0xffff, uint32(w>>32)<<16, uint32(w>>32)&^0xffff
+		w = binary.LittleEndian.Uint64(s[8:])
+		d[4], d[5], d[6], d[7] = uint32(w)<<16, uint32(w)&^0xffff, uint32(w>>32)<<16, uint32(w>>32)&^0xffff
+		w = binary.LittleEndian.Uint64(s[16:])
+		d[8], d[9], d[10], d[11] = uint32(w)<<16, uint32(w)&^0xffff, uint32(w>>32)<<16, uint32(w>>32)&^0xffff
+		w = binary.LittleEndian.Uint64(s[24:])
+		d[12], d[13], d[14], d[15] = uint32(w)<<16, uint32(w)&^0xffff, uint32(w>>32)<<16, uint32(w>>32)&^0xffff
 	}
 	for ; i < len(u); i++ {
 		u[i] = uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16
@@ -118,16 +124,23 @@ func Encode(dst []byte, src []float32, d DType) {
 	}
 }
 
-// encodeBF16 encodes four elements per 64-bit store, reading the float32s' bits.
+// encodeBF16 encodes four elements per 64-bit store, sixteen per iteration with one
+// bounds check (see decodeBF16), reading the float32s' bits.
 func encodeBF16(dst []byte, src []float32) {
 	dst = dst[:2*len(src)]
 	u := bitsOf(src)
 	i := 0
-	for ; i+4 <= len(u); i += 4 {
-		s := u[i : i+4 : i+4]
-		w := uint64(bf16Bits(s[0])) | uint64(bf16Bits(s[1]))<<16 |
-			uint64(bf16Bits(s[2]))<<32 | uint64(bf16Bits(s[3]))<<48
-		binary.LittleEndian.PutUint64(dst[2*i:], w)
+	for ; i+16 <= len(u); i += 16 {
+		s := u[i : i+16 : i+16]
+		d := dst[2*i : 2*i+32 : 2*i+32]
+		binary.LittleEndian.PutUint64(d, uint64(bf16Bits(s[0]))|uint64(bf16Bits(s[1]))<<16|
+			uint64(bf16Bits(s[2]))<<32|uint64(bf16Bits(s[3]))<<48)
+		binary.LittleEndian.PutUint64(d[8:], uint64(bf16Bits(s[4]))|uint64(bf16Bits(s[5]))<<16|
+			uint64(bf16Bits(s[6]))<<32|uint64(bf16Bits(s[7]))<<48)
+		binary.LittleEndian.PutUint64(d[16:], uint64(bf16Bits(s[8]))|uint64(bf16Bits(s[9]))<<16|
+			uint64(bf16Bits(s[10]))<<32|uint64(bf16Bits(s[11]))<<48)
+		binary.LittleEndian.PutUint64(d[24:], uint64(bf16Bits(s[12]))|uint64(bf16Bits(s[13]))<<16|
+			uint64(bf16Bits(s[14]))<<32|uint64(bf16Bits(s[15]))<<48)
 	}
 	for ; i < len(u); i++ {
 		binary.LittleEndian.PutUint16(dst[2*i:], bf16Bits(u[i]))
