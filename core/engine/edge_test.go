@@ -113,10 +113,11 @@ models:
 	}
 }
 
-// mayBeNonFinite must never miss a NaN or Inf at any position of any float dtype.
+// mayBeNonFinite must never miss a NaN or Inf at any position of any float dtype, in the
+// unrolled loop (32 bytes at a time), the word loop or the tail.
 func TestMayBeNonFinite(t *testing.T) {
 	for _, d := range []dtype.DType{dtype.BF16, dtype.F16, dtype.F32, dtype.F64} {
-		for n := 1; n <= 9; n++ {
+		for n := 1; n <= 40; n++ {
 			for pos := 0; pos < n; pos++ {
 				for _, bad := range []float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())} {
 					x := make([]float32, n)

@@ -136,6 +136,16 @@ func (r *runner) chunkSize(g int64) int64 {
 	return max(g, int64(r.opts.ChunkSize)/g*g)
 }
 
+// mergeBlock is the number of elements a worker decodes, merges and encodes at a time.
+const mergeBlock = 1 << 13
+
+// blockSize returns the block length for a kernel of granule g: the largest multiple of g
+// not above mergeBlock, and at least g.
+func (r *runner) blockSize(g int64) int64 {
+	g = max(g, 1)
+	return max(g, mergeBlock/g*g)
+}
+
 // dispatch makes each tensor's kernel when it reaches the tensor, has the workers take it
 // through its statistics passes, and hands out its chunks in order, at most cap(tokens)
 // ahead of the writer. It returns the unit count, or -1 when ctx is done.
@@ -361,26 +371,27 @@ type worker struct {
 	r    *runner
 	raw  [][]byte
 	in   [][]float32
-	view [][]float32 // in, resliced to the current chunk
+	view [][]float32 // in, resliced to the current block
 	dst  []float32
 }
 
-// buffers sizes the worker's buffers for k inputs of n elements each.
-func (w *worker) buffers(k int, n int64) {
+// buffers sizes the worker's buffers for k inputs: raw bytes for chunks of n elements,
+// float32s for blocks of m.
+func (w *worker) buffers(k int, n, m int64) {
 	for len(w.raw) < k {
 		w.raw = append(w.raw, nil)
 		w.in = append(w.in, nil)
 	}
 	for i := 0; i < k; i++ {
-		if int64(cap(w.in[i])) < n {
-			w.in[i] = make([]float32, n)
+		if int64(cap(w.in[i])) < m {
+			w.in[i] = make([]float32, m)
 		}
 		if int64(cap(w.raw[i])) < 8*n {
 			w.raw[i] = make([]byte, 8*n)
 		}
 	}
-	if int64(cap(w.dst)) < n {
-		w.dst = make([]float32, n)
+	if int64(cap(w.dst)) < m {
+		w.dst = make([]float32, m)
 	}
 }
 
@@ -400,18 +411,32 @@ func (w *worker) do(ctx context.Context, u unit, buf []byte) ([]byte, error) {
 	buf = buf[:need]
 
 	if e.Merge == nil {
-		w.buffers(len(e.Inputs), u.n)
+		w.buffers(len(e.Inputs), u.n, 0)
 		return buf, w.copyChunk(e, u, buf)
 	}
-	in := w.chunk(len(e.Inputs), u.n)
+	// Read the chunk of every input, then decode, merge and encode it a block at a time,
+	// so that the float32 buffers stay in the core's cache between the three steps.
+	sub := r.blockSize(st.kernel.Granule())
+	w.buffers(len(e.Inputs), u.n, sub)
 	for k := range e.Inputs {
-		if err := w.load(e, k, u.off, in[k], w.raw[k], true); err != nil {
+		if err := w.read(e, k, u.off, u.n); err != nil {
 			return nil, err
 		}
 	}
-	dst := w.dst[:u.n]
-	st.kernel.Merge(dst, u.off, in)
-	dtype.Encode(buf, dst, e.DType)
+	for lo := int64(0); lo < u.n; lo += sub {
+		n := min(sub, u.n-lo)
+		in := w.view[:0]
+		for k := range e.Inputs {
+			in = append(in, w.in[k][:n])
+			if err := w.decode(e, k, lo, in[k], true); err != nil {
+				return nil, err
+			}
+		}
+		w.view = in
+		dst := w.dst[:n]
+		st.kernel.Merge(dst, u.off+lo, in)
+		dtype.Encode(buf[lo*outSize:(lo+n)*outSize], dst, e.DType)
+	}
 	if st.left.Add(-1) == 0 {
 		st.kernel = nil
 	}
@@ -429,18 +454,25 @@ func (w *worker) observe(ctx context.Context, u unit) error {
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
-		in := w.chunk(len(e.Inputs), min(size, end-off))
+		n := min(size, end-off)
+		w.buffers(len(e.Inputs), n, n)
+		in := w.view[:0]
 		reads := false
 		for i := range e.Inputs {
 			if pk != nil && !pk.Reads(u.pass.pass, i) {
-				in[i] = nil
+				in = append(in, nil)
 				continue
 			}
 			reads = true
-			if err := w.load(e, i, off, in[i], w.raw[i], false); err != nil {
+			in = append(in, w.in[i][:n])
+			if err := w.read(e, i, off, n); err != nil {
+				return err
+			}
+			if err := w.decode(e, i, 0, in[i], false); err != nil {
 				return err
 			}
 		}
+		w.view = in
 		if !reads {
 			return nil // the pass learnt all it needed from earlier chunks
 		}
@@ -449,35 +481,33 @@ func (w *worker) observe(ctx context.Context, u unit) error {
 	return nil
 }
 
-// chunk returns the worker's input buffers resliced to k inputs of n elements.
-func (w *worker) chunk(k int, n int64) [][]float32 {
-	w.buffers(k, n)
-	w.view = w.view[:0]
-	for i := 0; i < k; i++ {
-		w.view = append(w.view, w.in[i][:n])
-	}
-	return w.view
-}
-
-// load reads elements [off, off+len(dst)) of input k of e and decodes them to float32.
-// With check, NaN and Inf are looked for, and fail the merge or are counted. Statistics
-// passes do not check: the merge pass reads every element once more, so each non-finite
-// element is reported (or counted) once, whatever the method's passes.
-func (w *worker) load(e *plan.Entry, k int, off int64, dst []float32, raw []byte, check bool) error {
+// read reads elements [off, off+n) of input k of e into w.raw[k].
+func (w *worker) read(e *plan.Entry, k int, off, n int64) error {
 	in := e.Inputs[k]
 	size := int64(in.Tensor.DType.Size())
-	raw = raw[:int64(len(dst))*size]
+	raw := w.raw[k][:n*size]
 	if err := in.Model.ReadAt(in.Tensor, raw, off*size); err != nil {
 		return fmt.Errorf("read %s: tensor %q: %w", in.Model.Path, in.Tensor.Name, err)
 	}
 	w.r.read.Add(int64(len(raw)))
-	dtype.Decode(dst, raw, in.Tensor.DType)
-	if !check || !mayBeNonFinite(raw, in.Tensor.DType) {
+	return nil
+}
+
+// decode decodes the len(dst) elements of input k of e that read left at element lo of
+// w.raw[k]. With check, NaN and Inf are looked for, and fail the merge or are counted.
+// Statistics passes do not check: the merge pass reads every element once more, so each
+// non-finite element is reported (or counted) once, whatever the method's passes.
+func (w *worker) decode(e *plan.Entry, k int, lo int64, dst []float32, check bool) error {
+	d := e.Inputs[k].Tensor.DType
+	size := int64(d.Size())
+	raw := w.raw[k][lo*size : (lo+int64(len(dst)))*size]
+	dtype.Decode(dst, raw, d)
+	if !check || !mayBeNonFinite(raw, d) {
 		return nil
 	}
 	if bad, _ := countNonFinite(dst); bad > 0 {
 		if !w.r.opts.AllowNonFinite {
-			return nonFiniteError(e, k, dst, raw)
+			return nonFiniteError(e, k, w.in[k], w.raw[k])
 		}
 		w.r.nonFinite.Add(int64(bad))
 	}
@@ -538,6 +568,16 @@ func mayBeNonFinite(raw []byte, d dtype.DType) bool {
 		return true
 	}
 	i := 0
+	for ; i+32 <= len(raw); i += 32 { // 32 bytes per iteration, one bounds check
+		r := raw[i : i+32 : i+32]
+		x0 := binary.LittleEndian.Uint64(r)&m ^ m
+		x1 := binary.LittleEndian.Uint64(r[8:])&m ^ m
+		x2 := binary.LittleEndian.Uint64(r[16:])&m ^ m
+		x3 := binary.LittleEndian.Uint64(r[24:])&m ^ m
+		if ((x0-one)&^x0|(x1-one)&^x1|(x2-one)&^x2|(x3-one)&^x3)&top != 0 {
+			return true
+		}
+	}
 	for ; i+8 <= len(raw); i += 8 {
 		x := binary.LittleEndian.Uint64(raw[i:])&m ^ m
 		if (x-one)&^x&top != 0 {
