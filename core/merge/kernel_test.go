@@ -234,10 +234,11 @@ func TestTopKInvariants(t *testing.T) {
 
 // The selector against a sort, in both directions and tie orders (the breadcrumbs windows
 // need the smallest with higher indices first), with the unordered passes fed their chunks
-// shuffled and concurrently, keeping the boundary bucket or (maxCandidates 0) not.
+// shuffled and concurrently, keeping the boundary bucket or (maxCandidates 0) not, or
+// with a budget so small that the first pass's window overflows it.
 func TestSelector(t *testing.T) {
 	defer func(m int64) { maxCandidates = m }(maxCandidates)
-	for _, maxCand := range []int64{1 << 22, 0} {
+	for _, maxCand := range []int64{1 << 22, 0, 50} {
 		maxCandidates = maxCand
 		testSelector(t, maxCand)
 	}
@@ -257,64 +258,99 @@ func testSelector(t *testing.T, maxCand int64) {
 				x[i] = -x[i]
 			}
 		}
-		zero := make([]float32, n) // the "base": the values are the deltas
 		m := int64(r.IntN(n + 1))
 		largest, lowFirst := r.IntN(2) == 0, r.IntN(2) == 0
-		idx := make([]int, n)
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.SliceStable(idx, func(a, b int) bool {
-			ka, kb := magKey(x[idx[a]]), magKey(x[idx[b]])
-			if ka != kb {
-				return (ka > kb) == largest
-			}
-			return (idx[a] < idx[b]) == lowFirst
-		})
-		want := make([]bool, n)
-		for _, i := range idx[:m] {
-			want[i] = true
-		}
-		s := newSelector(m, int64(n), largest, lowFirst)
-		chunk := 1 + r.IntN(n)
-		var offs []int
-		for off := 0; off < n; off += chunk {
-			offs = append(offs, off)
-		}
-		passes := 0
-		for ; !s.done(); passes++ {
-			if !s.unordered() {
-				for _, off := range offs {
-					s.observe(int64(off), x[off:min(n, off+chunk)], zero[off:])
-				}
-			} else {
-				r.Shuffle(len(offs), func(i, j int) { offs[i], offs[j] = offs[j], offs[i] })
-				var wg sync.WaitGroup
-				for _, off := range offs {
-					wg.Go(func() { s.observe(int64(off), x[off:min(n, off+chunk)], zero[off:]) })
-				}
-				wg.Wait()
-				slices.Sort(offs)
-			}
-			s.endPass()
-		}
-		if limit := map[bool]int{true: 2, false: 3}[maxCand > 0]; passes > limit {
+		passes := checkSelector(t, r, x, m, largest, lowFirst, 1+r.IntN(n), true)
+		if limit := map[bool]int{true: 2, false: 3}[maxCand >= 1<<22]; passes > limit {
 			t.Fatalf("trial %d: %d passes, want at most %d", trial, passes, limit)
 		}
-		mask := make([]uint64, n)
-		for off := 0; off < n; off += chunk {
-			end := min(n, off+chunk)
-			s.mask(mask[off:end], int64(off), x[off:end], zero[off:end])
-		}
-		for i := range x {
-			if s.in(int64(i), x[i]) != want[i] {
-				t.Fatalf("trial %d n %d m %d largest %v lowFirst %v: element %d (%v) in=%v", trial, n, m, largest, lowFirst, i, x[i], !want[i])
-			}
-			if wm := map[bool]uint64{true: 1<<64 - 1}[want[i]]; mask[i] != wm {
-				t.Fatalf("trial %d n %d m %d largest %v lowFirst %v: element %d (%v) mask %#x, want %#x", trial, n, m, largest, lowFirst, i, x[i], mask[i], wm)
+	}
+}
+
+// TestSelectorOnePass: on deltas of one distribution, the window the first pass guesses
+// from its first chunk holds the boundary, and one pass is enough, whichever chunk comes
+// first; when the first chunk is unlike the rest, the guess misses and a second pass
+// makes the selection as exact.
+func TestSelectorOnePass(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const n, chunk = 1 << 18, 1 << 15
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * 0.01)
+	}
+	for _, m := range []int64{1, n / 10, n * 3 / 10, n / 2, n - 1} {
+		for _, largest := range []bool{true, false} {
+			if passes := checkSelector(t, r, x, m, largest, true, chunk, true); passes != 1 {
+				t.Errorf("m %d largest %v: %d passes, want 1", m, largest, passes)
 			}
 		}
 	}
+	for i := range chunk { // the first chunk, seen first, is 1000 times smaller
+		x[i] /= 1000
+	}
+	if passes := checkSelector(t, r, x, n*3/10, true, true, chunk, false); passes != 2 {
+		t.Errorf("first chunk unlike the rest: %d passes, want 2", passes)
+	}
+}
+
+// checkSelector selects m of the deltas x (the base is zero) in chunks of the given
+// length, fed to unordered passes shuffled and concurrently or (shuffle false) in order
+// one by one, checks in and mask against a sort, and returns the number of passes.
+func checkSelector(t *testing.T, r *rand.Rand, x []float32, m int64, largest, lowFirst bool, chunk int, shuffle bool) int {
+	t.Helper()
+	n := len(x)
+	zero := make([]float32, n) // the "base": the values are the deltas
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		ka, kb := magKey(x[idx[a]]), magKey(x[idx[b]])
+		if ka != kb {
+			return (ka > kb) == largest
+		}
+		return (idx[a] < idx[b]) == lowFirst
+	})
+	want := make([]bool, n)
+	for _, i := range idx[:m] {
+		want[i] = true
+	}
+	s := newSelector(m, int64(n), largest, lowFirst)
+	var offs []int
+	for off := 0; off < n; off += chunk {
+		offs = append(offs, off)
+	}
+	passes := 0
+	for ; !s.done(); passes++ {
+		if !s.unordered() || !shuffle {
+			for _, off := range offs {
+				s.observe(int64(off), x[off:min(n, off+chunk)], zero[off:])
+			}
+		} else {
+			r.Shuffle(len(offs), func(i, j int) { offs[i], offs[j] = offs[j], offs[i] })
+			var wg sync.WaitGroup
+			for _, off := range offs {
+				wg.Go(func() { s.observe(int64(off), x[off:min(n, off+chunk)], zero[off:]) })
+			}
+			wg.Wait()
+			slices.Sort(offs)
+		}
+		s.endPass()
+	}
+	mask := make([]uint64, n)
+	for off := 0; off < n; off += chunk {
+		end := min(n, off+chunk)
+		s.mask(mask[off:end], int64(off), x[off:end], zero[off:end])
+	}
+	for i := range x {
+		if s.in(int64(i), x[i]) != want[i] {
+			t.Fatalf("n %d m %d largest %v lowFirst %v: element %d (%v) in=%v", n, m, largest, lowFirst, i, x[i], !want[i])
+		}
+		if wm := map[bool]uint64{true: 1<<64 - 1}[want[i]]; mask[i] != wm {
+			t.Fatalf("n %d m %d largest %v lowFirst %v: element %d (%v) mask %#x, want %#x", n, m, largest, lowFirst, i, x[i], mask[i], wm)
+		}
+	}
+	return passes
 }
 
 // DARE keeps a fraction within 5σ of ρ, survivors are exactly δ/ρ, masks of different

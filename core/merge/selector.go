@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // A selector finds, exactly and in bounded memory, the set of the m elements of a tensor
@@ -19,6 +20,13 @@ import (
 // elements equal to T belong to the set and the bucket was too large to keep, a third
 // pass, in index order, finds the index at which ties stop. The state is one
 // 65,536-bucket histogram and the kept bucket.
+//
+// The first pass usually makes the second needless: the first chunk it sees (whichever a
+// worker reaches first) is a sample from which it guesses a window of buckets around the
+// m-th key, and from then on it keeps every element whose bucket is in the window (index
+// and key). When the histogram's bucket falls in the window and the kept elements stayed
+// within the budget, they are that bucket's elements, and the second pass's work is done
+// from them; otherwise the second pass runs. Either way the selection is exact.
 type selector struct {
 	m       int64 // elements to select
 	n       int64
@@ -30,16 +38,22 @@ type selector struct {
 	// kernel shares that budget among several selectors).
 	maxCand int64
 
-	mu    sync.Mutex // guards hist and cand during the unordered passes
-	hist  *[1 << 16]int64
-	cand  []uint64 // stage 1: index<<16 | low 16 bits of the elements in bucket hi; nil when too many
-	hi    uint32   // high 16 bits of T
-	t     uint32   // the boundary key T
-	eq    int64    // elements whose key is T
-	take  int64    // how many of them are selected
-	cut   int64    // index bound for ties (see in)
-	seen  int64
-	stage int // 0: high histogram, 1: low histogram, 2: ties, 3: done
+	mu   sync.Mutex // guards hist, cand and win during the unordered passes
+	hist *[1 << 16]int64
+	// The first pass's window of buckets [wlo, whi] (whi < wlo: none) and its elements,
+	// index<<32 | key; win is nil when none are kept (no window, or past the budget).
+	once     sync.Once
+	wlo, whi uint32
+	win      []uint64
+	full     atomic.Bool // win was dropped
+	cand     []uint64    // stage 1: index<<16 | low 16 bits of the elements in bucket hi; nil when too many
+	hi       uint32      // high 16 bits of T
+	t        uint32      // the boundary key T
+	eq       int64       // elements whose key is T
+	take     int64       // how many of them are selected
+	cut      int64       // index bound for ties (see in)
+	seen     int64
+	stage    int // 0: high histogram, 1: low histogram, 2: ties, 3: done
 
 	// The selection as mask computes it, set by finish: an element is selected when
 	// key^flip > tx, or when key == t and sgn·index <= c.
@@ -61,7 +75,8 @@ var countPool = sync.Pool{New: func() any { return new([1 << 16]uint32) }}
 var candPool = sync.Pool{New: func() any { return new([]uint64) }}
 
 func newSelector(m, n int64, largest, lowFirst bool) *selector {
-	s := &selector{m: max(0, min(m, n)), n: n, largest: largest, lowFirst: lowFirst, stage: 3, maxCand: maxCandidates}
+	s := &selector{m: max(0, min(m, n)), n: n, largest: largest, lowFirst: lowFirst, stage: 3, maxCand: maxCandidates,
+		wlo: 1} // no window yet
 	if s.m > 0 && s.m < n {
 		s.stage = 0
 		s.hist = histPool.Get().(*[1 << 16]int64)
@@ -112,25 +127,29 @@ func (s *selector) observe(off int64, x, b []float32) {
 	switch s.stage {
 	case 0:
 		if len(x) < smallChunk {
+			s.once.Do(func() {}) // too small a sample: no window
 			s.mu.Lock()
 			for i, v := range x {
 				s.hist[magKey(v-b[i])>>16]++
 			}
 			s.mu.Unlock()
+			s.keepWindow(off, x, b)
 			return
 		}
 		c := countPool.Get().(*[1 << 16]uint32)
-		for len(x) > 0 {
+		for p := 0; p < len(x); {
 			*c = [1 << 16]uint32{}
-			part := x[:min(len(x), math.MaxInt32)] // counts fit in uint32
-			pb := b[:len(part)]
-			x, b = x[len(part):], b[len(part):]
+			part := x[p:min(len(x), p+math.MaxInt32)] // counts fit in uint32
+			pb := b[p : p+len(part)]
+			p += len(part)
 			for i, v := range part {
 				c[magKey(v-pb[i])>>16]++
 			}
+			s.once.Do(func() { s.window(c, int64(len(part))) })
 			s.add(c)
 		}
 		countPool.Put(c)
+		s.keepWindow(off, x, b)
 	case 1:
 		cp := candPool.Get().(*[]uint64)
 		cand := (*cp)[:0]
@@ -175,6 +194,75 @@ func (s *selector) nth() int64 {
 	return s.eq - s.take
 }
 
+// window guesses, from the histogram c of a sample of ns elements, the buckets between
+// which the m-th key of the tensor falls, and makes room for their elements. The m-th
+// key's rank in the sample is about m·ns/n, give or take √ns/2 if the sample is a random
+// one; the window spans six √ns either side (chosen, not derived: a miss costs a second
+// pass, not exactness; wider windows keep more elements).
+func (s *selector) window(c *[1 << 16]uint32, ns int64) {
+	s.whi, s.wlo = 0, 1
+	if s.n > 1<<32 || s.maxCand <= 0 {
+		return // indices do not fit the kept elements' 32 bits, or nothing may be kept
+	}
+	r := float64(s.m) * float64(ns) / float64(s.n)
+	margin := 6 * math.Sqrt(float64(ns))
+	// Ranks [lo, hi] of the sample, in selection order; a window reaching either end of
+	// the sample reaches that end of the key range, where the tensor may go further.
+	lo, hi := int64(r-margin), int64(r+margin+1)
+	var acc, in int64
+	first := true
+	for j := range 1 << 16 {
+		b := uint32(j)
+		if s.largest {
+			b = 1<<16 - 1 - uint32(j)
+		}
+		acc += int64(c[b])
+		if first && (acc >= lo || lo < 1) {
+			s.wlo, s.whi, first = b, b, false
+		}
+		if !first {
+			s.wlo, s.whi = min(s.wlo, b), max(s.whi, b)
+			in += int64(c[b])
+		}
+		if acc >= hi && hi <= ns {
+			break
+		}
+	}
+	if !first {
+		// Room for as many elements as the sample suggests, and a quarter more.
+		want := float64(in) * float64(s.n) / float64(ns) * 1.25
+		s.win = make([]uint64, 0, int64(min(float64(s.maxCand), want+1024)))
+	}
+}
+
+// keepWindow adds the elements of the chunk at off whose bucket is in the window to win,
+// or drops win when they would pass the budget. The window is fixed once once has run.
+func (s *selector) keepWindow(off int64, x, b []float32) {
+	if s.whi < s.wlo || s.full.Load() {
+		return
+	}
+	cp := candPool.Get().(*[]uint64)
+	cand := (*cp)[:0]
+	lo, width := s.wlo, s.whi-s.wlo
+	for i, v := range x {
+		if k := magKey(v - b[i]); k>>16-lo <= width {
+			cand = append(cand, uint64(off+int64(i))<<32|uint64(k))
+		}
+	}
+	s.mu.Lock()
+	if s.win != nil {
+		if int64(len(s.win)+len(cand)) > s.maxCand {
+			s.win = nil
+			s.full.Store(true)
+		} else {
+			s.win = append(s.win, cand...)
+		}
+	}
+	s.mu.Unlock()
+	*cp = cand
+	candPool.Put(cp)
+}
+
 // add adds a chunk's private histogram to the shared one.
 func (s *selector) add(c *[1 << 16]uint32) {
 	s.mu.Lock()
@@ -191,11 +279,24 @@ func (s *selector) endPass() {
 		b, before := s.walk(s.m)
 		s.hi = b
 		s.m -= before // rank within the bucket
+		win := s.win
+		s.win = nil
 		if c := s.hist[b]; c <= s.maxCand && s.n < 1<<48 {
 			s.cand = make([]uint64, 0, c)
 		}
 		*s.hist = [1 << 16]int64{}
 		s.stage = 1
+		if win != nil && b-s.wlo <= s.whi-s.wlo {
+			// The window held bucket b: its kept elements are all of b's, the second
+			// pass's candidates and low-bits histogram.
+			for _, c := range win {
+				if k := uint32(c); k>>16 == b {
+					s.hist[k&0xffff]++
+					s.cand = append(s.cand, c>>32<<16|uint64(k&0xffff))
+				}
+			}
+			s.endPass()
+		}
 	case 1:
 		b, before := s.walk(s.m)
 		s.t = s.hi<<16 | b
