@@ -46,6 +46,7 @@ type selector struct {
 	wlo, whi uint32
 	win      []uint64
 	full     atomic.Bool // win was dropped
+	ready    atomic.Bool // once has run: the window is fixed
 	cand     []uint64    // stage 1: index<<16 | low 16 bits of the elements in bucket hi; nil when too many
 	hi       uint32      // high 16 bits of T
 	t        uint32      // the boundary key T
@@ -127,13 +128,13 @@ func (s *selector) observe(off int64, x, b []float32) {
 	switch s.stage {
 	case 0:
 		if len(x) < smallChunk {
-			s.once.Do(func() {}) // too small a sample: no window
+			s.once.Do(func() { s.ready.Store(true) }) // too small a sample: no window
 			s.mu.Lock()
 			for i, v := range x {
 				s.hist[magKey(v-b[i])>>16]++
 			}
 			s.mu.Unlock()
-			s.keepWindow(off, x, b)
+			s.keepWindow(nil, off, x, b)
 			return
 		}
 		c := countPool.Get().(*[1 << 16]uint32)
@@ -141,15 +142,19 @@ func (s *selector) observe(off int64, x, b []float32) {
 			*c = [1 << 16]uint32{}
 			part := x[p:min(len(x), p+math.MaxInt32)] // counts fit in uint32
 			pb := b[p : p+len(part)]
-			p += len(part)
-			for i, v := range part {
-				c[magKey(v-pb[i])>>16]++
+			if s.ready.Load() {
+				s.keepWindow(c, off+int64(p), part, pb) // counts too, in the same loop
+			} else {
+				for i, v := range part {
+					c[magKey(v-pb[i])>>16]++
+				}
+				s.once.Do(func() { s.window(c, int64(len(part))); s.ready.Store(true) })
+				s.keepWindow(nil, off+int64(p), part, pb)
 			}
-			s.once.Do(func() { s.window(c, int64(len(part))) })
+			p += len(part)
 			s.add(c)
 		}
 		countPool.Put(c)
-		s.keepWindow(off, x, b)
 	case 1:
 		cp := candPool.Get().(*[]uint64)
 		cand := (*cp)[:0]
@@ -236,17 +241,34 @@ func (s *selector) window(c *[1 << 16]uint32, ns int64) {
 }
 
 // keepWindow adds the elements of the chunk at off whose bucket is in the window to win,
-// or drops win when they would pass the budget. The window is fixed once once has run.
-func (s *selector) keepWindow(off int64, x, b []float32) {
+// or drops win when they would pass the budget; with c, it also counts every element's
+// bucket in c. The window is fixed once ready is set.
+func (s *selector) keepWindow(c *[1 << 16]uint32, off int64, x, b []float32) {
+	b = b[:len(x)]
 	if s.whi < s.wlo || s.full.Load() {
+		if c != nil {
+			for i, v := range x {
+				c[magKey(v-b[i])>>16]++
+			}
+		}
 		return
 	}
 	cp := candPool.Get().(*[]uint64)
 	cand := (*cp)[:0]
 	lo, width := s.wlo, s.whi-s.wlo
-	for i, v := range x {
-		if k := magKey(v - b[i]); k>>16-lo <= width {
-			cand = append(cand, uint64(off+int64(i))<<32|uint64(k))
+	if c != nil {
+		for i, v := range x {
+			k := magKey(v - b[i])
+			c[k>>16]++
+			if k>>16-lo <= width {
+				cand = append(cand, uint64(off+int64(i))<<32|uint64(k))
+			}
+		}
+	} else {
+		for i, v := range x {
+			if k := magKey(v - b[i]); k>>16-lo <= width {
+				cand = append(cand, uint64(off+int64(i))<<32|uint64(k))
+			}
 		}
 	}
 	s.mu.Lock()

@@ -469,23 +469,39 @@ func (k *tvKernel) divisor(j int) float64 {
 
 // consensus2 is weigh and combine fused for two models with sign consensus, given their
 // keep masks: the same operations in the same order, per element, without the per-model
-// arrays. Dividing by 1 is exact and skipped.
+// arrays. Dividing or multiplying by 1 is exact and skipped, and so is adding +0 where
+// the sum is +0 or the addend is one of the masked values (+0, or a nonzero delta, since
+// zeros never agree): only a -0 could change, and a -0 is never added there.
+// The divisor of normalize depends only on which models agree, so it is read from a
+// table of the four cases, computed as combine computes it.
 func (k *tvKernel) consensus2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
 	n := len(b)
 	dst, x0, x1, m0, m1 = dst[:n], x0[:n], x1[:n], m0[:n], m1[:n]
 	f0, f1, mul0, mul1 := k.w[0], k.w[1], k.scale[0], k.scale[1]
 	div0, div1 := k.divisor(0), k.divisor(1)
 	lambda, normalize := k.lambda, k.normalize
-	divide := div0 != 1 || div1 != 1
+	divide, scale := div0 != 1 || div1 != 1, mul0 != 1 || mul1 != 1
+	var wdiv [4]float64 // by a0 | a1<<1
+	for a := range wdiv {
+		ws := float64(0 + math.Float64frombits(math.Float64bits(f0)&-uint64(a&1)))
+		ws += math.Float64frombits(math.Float64bits(f1) & -uint64(a>>1))
+		if ws == 0 {
+			ws = 1
+		}
+		wdiv[a] = ws
+	}
 	for i := range b {
 		bb := float64(b[i])
 		d0, d1 := float64(x0[i])-bb, float64(x1[i])-bb
 		if divide {
 			d0, d1 = d0/div0, d1/div1
 		}
-		v0 := math.Float64frombits(math.Float64bits(float64(float64(d0*mul0)*f0)) & m0[i])
-		v1 := math.Float64frombits(math.Float64bits(float64(float64(d1*mul1)*f1)) & m1[i])
-		tot := float64(0+v0) + v1
+		if scale {
+			d0, d1 = float64(d0*mul0), float64(d1*mul1)
+		}
+		v0 := math.Float64frombits(math.Float64bits(float64(d0*f0)) & m0[i])
+		v1 := math.Float64frombits(math.Float64bits(float64(d1*f1)) & m1[i])
+		tot := v0 + v1
 		s := math.Float64frombits(0x3ff0000000000000 | math.Float64bits(tot)&(1<<63))
 		var a0, a1 uint64
 		if v0*s > 0 {
@@ -494,14 +510,9 @@ func (k *tvKernel) consensus2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
 		if v1*s > 0 {
 			a1 = 1
 		}
-		sum := float64(0+math.Float64frombits(math.Float64bits(v0)&-a0)) + math.Float64frombits(math.Float64bits(v1)&-a1)
+		sum := math.Float64frombits(math.Float64bits(v0)&-a0) + math.Float64frombits(math.Float64bits(v1)&-a1)
 		if normalize {
-			ws := float64(0+math.Float64frombits(math.Float64bits(f0)&-a0)) + math.Float64frombits(math.Float64bits(f1)&-a1)
-			var none uint64
-			if ws == 0 {
-				none = 1
-			}
-			sum /= ws + math.Float64frombits(0x3ff0000000000000&-none)
+			sum /= wdiv[a0|a1<<1&2]
 		}
 		dst[i] = float32(bb + float64(lambda*sum))
 	}
