@@ -1,23 +1,25 @@
 // Command bench measures freelunch merges against the I/O floor (make bench).
 //
-//	bench [-size 1G] [-cache .cache/bench] [-bin bin/freelunch]
+//	bench [-size 1G] [-cache .cache/bench] [-bin bin/freelunch] [-runs 3]
 //
 // It generates, once, a Llama-shaped BF16 base and two fine-tunes of about the given size
 // each into the cache folder, then for task_arithmetic, ties and dare_ties runs
 // `freelunch merge` and the I/O floor (`bench floor`: read every input byte and write as
 // many output bytes as the merge, with no arithmetic; `bench floor-sync` also flushes them
-// to the disk, as the merge does), each as a child process with a warm
-// page cache, and prints wall time, the merge's CPU time (user + system), input throughput,
-// peak RSS and the ratio merge ÷ floor.
+// to the disk, as the merge does), each as a child process with a warm page cache, in
+// turn, -runs times, and prints for each the run of median wall time: wall time, the
+// merge's CPU time (user + system), input throughput, peak RSS and the ratio merge ÷ floor.
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,8 +45,9 @@ func main() {
 	cache := flag.String("cache", ".cache/bench", "folder for generated models (git-ignored)")
 	bin := flag.String("bin", "bin/freelunch", "the freelunch binary")
 	methods := flag.String("methods", "task_arithmetic,ties,dare_ties", "methods to run")
+	runs := flag.Int("runs", 3, "runs of each measurement; the median is reported")
 	flag.Parse()
-	if err := bench(*size, *cache, *bin, strings.Split(*methods, ",")); err != nil {
+	if err := bench(*size, *cache, *bin, strings.Split(*methods, ","), max(1, *runs)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -64,7 +67,7 @@ func specFor(size string) (testmodel.Spec, error) {
 	return s, nil
 }
 
-func bench(size, cache, bin string, methods []string) error {
+func bench(size, cache, bin string, methods []string, runs int) error {
 	spec, err := specFor(size)
 	if err != nil {
 		return err
@@ -81,8 +84,8 @@ func bench(size, cache, bin string, methods []string) error {
 		return err
 	}
 	host, _ := os.Hostname()
-	fmt.Printf("machine: %s, %d cores; models: 3 × %s BF16 (%d layers, hidden %d) in %s\n\n",
-		host, numCPU(), size, spec.Layers, spec.Hidden, dir)
+	fmt.Printf("machine: %s, %d cores; models: 3 × %s BF16 (%d layers, hidden %d) in %s; median of %d runs\n\n",
+		host, numCPU(), size, spec.Layers, spec.Hidden, dir, runs)
 	fmt.Printf("%-16s %9s %9s %9s %11s %9s %9s %11s %7s %11s %7s\n", "method", "time", "CPU", "GB/s", "peak RSS", "floor", "floor GB/s", "floor RSS", "ratio", "floor+sync", "ratio")
 	for _, m := range methods {
 		cfg := filepath.Join(dir, m+".yml")
@@ -97,24 +100,32 @@ func bench(size, cache, bin string, methods []string) error {
 		floorOut := filepath.Join(dir, "floor-"+m)
 		os.RemoveAll(out)
 		os.RemoveAll(floorOut)
-		// Warm the page cache with one floor pass, then measure both.
+		// Warm the page cache with one floor pass, then measure the floors and the merge
+		// in turn, runs times, each from a clean output folder.
 		if _, err := measure(self, "floor", cfg, floorOut); err != nil {
 			return err
 		}
-		os.RemoveAll(floorOut)
-		f, err := measure(self, "floor", cfg, floorOut)
-		if err != nil {
-			return err
+		var fr, fsr, mrr []run
+		for range runs {
+			for _, c := range []struct {
+				into *[]run
+				bin  string
+				args []string
+			}{
+				{&fr, self, []string{"floor", cfg, floorOut}},
+				{&fsr, self, []string{"floor-sync", cfg, floorOut}},
+				{&mrr, bin, []string{"merge", "--quiet", "--overwrite", cfg, out}},
+			} {
+				os.RemoveAll(floorOut)
+				os.RemoveAll(out)
+				r, err := measure(c.bin, c.args...)
+				if err != nil {
+					return err
+				}
+				*c.into = append(*c.into, r)
+			}
 		}
-		os.RemoveAll(floorOut)
-		fs, err := measure(self, "floor-sync", cfg, floorOut)
-		if err != nil {
-			return err
-		}
-		mr, err := measure(bin, "merge", "--quiet", "--overwrite", cfg, out)
-		if err != nil {
-			return err
-		}
+		f, fs, mr := median(fr), median(fsr), median(mrr)
 		gbs := func(d time.Duration) float64 { return float64(inBytes) / 1e9 / d.Seconds() }
 		fmt.Printf("%-16s %8.2fs %8.2fs %9.2f %8.0f MB %8.2fs %9.2f %8.0f MB %6.2f× %10.2fs %6.2f×\n",
 			m, mr.wall.Seconds(), mr.cpu.Seconds(), gbs(mr.wall), float64(mr.rss)/1e6,
@@ -146,6 +157,12 @@ type run struct {
 	wall time.Duration
 	cpu  time.Duration // user + system
 	rss  int64         // peak, bytes
+}
+
+// median returns the run of median wall time (the upper one of an even count).
+func median(rs []run) run {
+	slices.SortFunc(rs, func(a, b run) int { return cmp.Compare(a.wall, b.wall) })
+	return rs[len(rs)/2]
 }
 
 // measure runs a child process and returns its wall time, CPU time and peak RSS.
