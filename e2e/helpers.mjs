@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { crc32 } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -66,7 +67,8 @@ export function cliMerge(dir, config, seed) {
 }
 
 // unzip returns the files of a zip as a Map name → Buffer. It reads the central directory
-// (zip64 included) and supports the stored method only, which is what the page writes.
+// (zip64 included), supports the stored method only, which is what the page writes, and
+// checks each file's CRC-32.
 export function unzip(buf) {
   let eocd = buf.length - 22;
   while (eocd >= 0 && buf.readUInt32LE(eocd) !== 0x06054b50) eocd--;
@@ -83,6 +85,7 @@ export function unzip(buf) {
   for (let i = 0; i < count; i++) {
     if (buf.readUInt32LE(cd) !== 0x02014b50) throw new Error('zip: bad central directory');
     const method = buf.readUInt16LE(cd + 10);
+    const crc = buf.readUInt32LE(cd + 16);
     let size = buf.readUInt32LE(cd + 24);
     const nameLen = buf.readUInt16LE(cd + 28);
     const extraLen = buf.readUInt16LE(cd + 30);
@@ -102,7 +105,9 @@ export function unzip(buf) {
     }
     if (method !== 0) throw new Error(`zip: ${name} is compressed (method ${method}), want stored`);
     const data = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
-    files.set(name, buf.subarray(data, data + size));
+    const bytes = buf.subarray(data, data + size);
+    if (crc32(bytes) !== crc) throw new Error(`zip: ${name}: CRC-32 ${crc32(bytes).toString(16)}, the zip says ${crc.toString(16)}`);
+    files.set(name, bytes);
     cd += 46 + nameLen + extraLen + commentLen;
   }
   return files;
