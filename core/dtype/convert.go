@@ -47,29 +47,85 @@ func Decode(dst []float32, src []byte, d DType) {
 	}
 }
 
+// DecodeFinite is Decode that also reports whether the values are certainly finite: true
+// means none is a NaN or ±Inf; false means some may be, and the caller must look at dst.
+// BF16 is tested while it is decoded, F16 and F32 on their bytes, and F64, whose huge
+// values become ±Inf only in decoding, is always reported false.
+func DecodeFinite(dst []float32, src []byte, d DType) bool {
+	if d == BF16 {
+		checkLen("DecodeFinite", d, len(src), len(dst))
+		return decodeBF16(dst, src)
+	}
+	Decode(dst, src, d)
+	return d != F64 && finiteBits(src, d)
+}
+
+// finiteBits reports whether src, little-endian F16 or F32 values, certainly holds no NaN
+// or ±Inf (false is exact for its whole words; a tail of fewer than 8 bytes is reported
+// false). It tests 64 bits at a time for a value whose exponent bits are all ones (a
+// lane of x = (w & m) ^ m is zero), with the classic has-a-zero-lane trick, exact here
+// because no lane of x has its top bit set.
+func finiteBits(src []byte, d DType) bool {
+	m, one, top := uint64(0x7c007c007c007c00), uint64(0x0001000100010001), uint64(0x8000800080008000)
+	if d == F32 {
+		m, one, top = 0x7f8000007f800000, 0x0000000100000001, 0x8000000080000000
+	}
+	var bad uint64
+	i := 0
+	for ; i+32 <= len(src); i += 32 { // 32 bytes per iteration, one bounds check
+		r := src[i : i+32 : i+32]
+		x0 := binary.LittleEndian.Uint64(r)&m ^ m
+		x1 := binary.LittleEndian.Uint64(r[8:])&m ^ m
+		x2 := binary.LittleEndian.Uint64(r[16:])&m ^ m
+		x3 := binary.LittleEndian.Uint64(r[24:])&m ^ m
+		bad |= (x0-one)&^x0 | (x1-one)&^x1 | (x2-one)&^x2 | (x3-one)&^x3
+	}
+	for ; i+8 <= len(src); i += 8 {
+		x := binary.LittleEndian.Uint64(src[i:])&m ^ m
+		bad |= (x - one) &^ x
+	}
+	return bad&top == 0 && i == len(src)
+}
+
 // decodeBF16 decodes four elements per 64-bit load, sixteen per iteration with one bounds
 // check (under GOARCH=wasm every iteration and every check costs several instructions):
 // each float32 is a bfloat16 shifted into the upper half. It writes the float32s' bits
-// (see bitsOf).
-func decodeBF16(dst []float32, src []byte) {
+// (see bitsOf). It reports whether no value is a NaN or ±Inf, testing each word as
+// finiteBits does.
+func decodeBF16(dst []float32, src []byte) bool {
+	const m, one = 0x7f807f807f807f80, 0x0001000100010001
 	src = src[:2*len(dst)]
 	u := bitsOf(dst)
+	var bad uint64
 	i := 0
 	for ; i+16 <= len(u); i += 16 {
 		s := src[2*i : 2*i+32 : 2*i+32]
 		d := u[i : i+16 : i+16]
 		w := binary.LittleEndian.Uint64(s)
+		x := w&m ^ m
+		bad |= (x - one) &^ x
 		d[0], d[1], d[2], d[3] = uint32(w)<<16, uint32(w)&^0xffff, uint32(w>>32)<<16, uint32(w>>32)&^0xffff
 		w = binary.LittleEndian.Uint64(s[8:])
+		x = w&m ^ m
+		bad |= (x - one) &^ x
 		d[4], d[5], d[6], d[7] = uint32(w)<<16, uint32(w)&^0xffff, uint32(w>>32)<<16, uint32(w>>32)&^0xffff
 		w = binary.LittleEndian.Uint64(s[16:])
+		x = w&m ^ m
+		bad |= (x - one) &^ x
 		d[8], d[9], d[10], d[11] = uint32(w)<<16, uint32(w)&^0xffff, uint32(w>>32)<<16, uint32(w>>32)&^0xffff
 		w = binary.LittleEndian.Uint64(s[24:])
+		x = w&m ^ m
+		bad |= (x - one) &^ x
 		d[12], d[13], d[14], d[15] = uint32(w)<<16, uint32(w)&^0xffff, uint32(w>>32)<<16, uint32(w>>32)&^0xffff
 	}
 	for ; i < len(u); i++ {
-		u[i] = uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16
+		h := binary.LittleEndian.Uint16(src[2*i:])
+		u[i] = uint32(h) << 16
+		if h&0x7f80 == 0x7f80 {
+			bad |= 0x8000
+		}
 	}
+	return bad&0x8000800080008000 == 0
 }
 
 // littleEndian reports whether this machine stores numbers little-endian, as safetensors

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -501,8 +500,11 @@ func (w *worker) decode(e *plan.Entry, k int, lo int64, dst []float32, check boo
 	d := e.Inputs[k].Tensor.DType
 	size := int64(d.Size())
 	raw := w.raw[k][lo*size : (lo+int64(len(dst)))*size]
-	dtype.Decode(dst, raw, d)
-	if !check || !mayBeNonFinite(raw, d) {
+	if !check {
+		dtype.Decode(dst, raw, d)
+		return nil
+	}
+	if dtype.DecodeFinite(dst, raw, d) {
 		return nil
 	}
 	if bad, _ := countNonFinite(dst); bad > 0 {
@@ -532,10 +534,9 @@ func nonFiniteError(e *plan.Entry, k int, dst []float32, raw []byte) error {
 		if err := in.Model.ReadAt(in.Tensor, b, off*size); err != nil {
 			return fmt.Errorf("read %s: tensor %q: %w", in.Model.Path, in.Tensor.Name, err)
 		}
-		if !mayBeNonFinite(b, d) {
+		if dtype.DecodeFinite(dst[:n], b, d) {
 			continue
 		}
-		dtype.Decode(dst[:n], b, d)
 		c, f := countNonFinite(dst[:n])
 		if c > 0 && first < 0 {
 			first = off + int64(f)
@@ -548,43 +549,6 @@ func nonFiniteError(e *plan.Entry, k int, dst []float32, raw []byte) error {
 	}
 	return fmt.Errorf("%w: model %s: tensor %q holds %d NaN/Inf %s (first at element %d); merge anyway with --allow-nonfinite",
 		ErrNonFinite, in.Model.Path, in.Tensor.Name, total, values, first)
-}
-
-// mayBeNonFinite reports whether raw, little-endian values of d, may hold a NaN or ±Inf:
-// false is exact, true means countNonFinite must look. It tests 64 bits at a time for a
-// value whose exponent bits are all ones (a lane of x = (w & m) ^ m is zero), with the
-// classic has-a-zero-lane trick, exact here because no lane of x has its top bit set.
-// F64 is always checked after decoding, where a huge F64 becomes a float32 Inf.
-func mayBeNonFinite(raw []byte, d dtype.DType) bool {
-	var m, one, top uint64
-	switch d {
-	case dtype.BF16:
-		m, one, top = 0x7f807f807f807f80, 0x0001000100010001, 0x8000800080008000
-	case dtype.F16:
-		m, one, top = 0x7c007c007c007c00, 0x0001000100010001, 0x8000800080008000
-	case dtype.F32:
-		m, one, top = 0x7f8000007f800000, 0x0000000100000001, 0x8000000080000000
-	default:
-		return true
-	}
-	i := 0
-	for ; i+32 <= len(raw); i += 32 { // 32 bytes per iteration, one bounds check
-		r := raw[i : i+32 : i+32]
-		x0 := binary.LittleEndian.Uint64(r)&m ^ m
-		x1 := binary.LittleEndian.Uint64(r[8:])&m ^ m
-		x2 := binary.LittleEndian.Uint64(r[16:])&m ^ m
-		x3 := binary.LittleEndian.Uint64(r[24:])&m ^ m
-		if ((x0-one)&^x0|(x1-one)&^x1|(x2-one)&^x2|(x3-one)&^x3)&top != 0 {
-			return true
-		}
-	}
-	for ; i+8 <= len(raw); i += 8 {
-		x := binary.LittleEndian.Uint64(raw[i:])&m ^ m
-		if (x-one)&^x&top != 0 {
-			return true
-		}
-	}
-	return i < len(raw) // a tail of 2, 4 or 6 bytes: let countNonFinite look
 }
 
 // countNonFinite returns how many elements of x are NaN or ±Inf and the index of the first.
