@@ -1,3 +1,5 @@
+//go:build !(js || wasip1)
+
 // Command bench measures freelunch merges against the I/O floor (make bench).
 //
 //	bench [-size 1G] [-cache .cache/bench] [-bin bin/freelunch] [-runs 3]

@@ -445,13 +445,15 @@ func TestNonFiniteAllowed(t *testing.T) {
 	checkNoTemp(t, dir)
 }
 
-// TestInterrupt sends SIGINT (and SIGTERM, SIGHUP) to the built binary in the middle of a
-// merge: it exits 1 with one line on stderr, and leaves neither OUT_DIR nor a temporary folder.
+// TestInterrupt sends each of the CLI's stop signals (SIGINT, SIGTERM, SIGHUP) to the built
+// binary in the middle of a merge: it exits 1 with one line on stderr, and leaves neither
+// OUT_DIR nor a temporary folder.
 func TestInterrupt(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildCLI(t, dir)
 	cfgPath := writeSlowMerge(t, dir)
-	for name, sig := range map[string]os.Signal{"INT": os.Interrupt, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP} {
+	for _, sig := range stopSignals {
+		name := strings.ReplaceAll(sig.String(), " ", "-")
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(dir, "out-"+name)
 			cmd, exited, stderr := startSlowMerge(t, bin, cfgPath, out)

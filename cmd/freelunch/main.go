@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"syscall"
 )
 
 //go:embed usage.txt
@@ -28,7 +27,7 @@ func usageError(format string, args ...any) error {
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	// The first signal cancels the command, which then cleans up; a second one ends the
 	// process at once, in case something does not return (a blocked system call).
 	go func() {
