@@ -81,6 +81,9 @@ type tvKernel struct {
 	scale     []float64
 	phase     int  // 0: selecting, 1: L1 pass, 2: merging
 	dense     bool // every model keeps its whole delta and there is no consensus
+	// wdiv is consensus2's normalize divisor for each pair of agreement flags a0 | a1<<1:
+	// the agreeing weights' sum, as combine adds them, or 1 where that is 0.
+	wdiv [4]float64
 }
 
 func (m *taskVector) New(t *Tensor) Kernel {
@@ -147,6 +150,16 @@ func (m *taskVector) New(t *Tensor) Kernel {
 	k.dense = !m.consensus
 	for j := range nm {
 		k.dense = k.dense && k.keepsAll(j)
+	}
+	if nm == 2 {
+		for a := range k.wdiv {
+			ws := float64(0 + math.Float64frombits(math.Float64bits(k.w[0])&-uint64(a&1)))
+			ws += math.Float64frombits(math.Float64bits(k.w[1]) & -uint64(a>>1))
+			if ws == 0 {
+				ws = 1
+			}
+			k.wdiv[a] = ws
+		}
 	}
 	return k
 }
@@ -472,8 +485,8 @@ func (k *tvKernel) divisor(j int) float64 {
 // arrays. Dividing or multiplying by 1 is exact and skipped, and so is adding +0 where
 // the sum is +0 or the addend is one of the masked values (+0, or a nonzero delta, since
 // zeros never agree): only a -0 could change, and a -0 is never added there.
-// The divisor of normalize depends only on which models agree, so it is read from a
-// table of the four cases, computed as combine computes it.
+// The divisor of normalize depends only on which models agree, so it is read from the
+// table New makes (wdiv).
 func (k *tvKernel) consensus2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
 	n := len(b)
 	dst, x0, x1, m0, m1 = dst[:n], x0[:n], x1[:n], m0[:n], m1[:n]
@@ -481,15 +494,7 @@ func (k *tvKernel) consensus2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
 	div0, div1 := k.divisor(0), k.divisor(1)
 	lambda, normalize := k.lambda, k.normalize
 	divide, scale := div0 != 1 || div1 != 1, mul0 != 1 || mul1 != 1
-	var wdiv [4]float64 // by a0 | a1<<1
-	for a := range wdiv {
-		ws := float64(0 + math.Float64frombits(math.Float64bits(f0)&-uint64(a&1)))
-		ws += math.Float64frombits(math.Float64bits(f1) & -uint64(a>>1))
-		if ws == 0 {
-			ws = 1
-		}
-		wdiv[a] = ws
-	}
+	wdiv := &k.wdiv
 	for i := range b {
 		bb := float64(b[i])
 		d0, d1 := float64(x0[i])-bb, float64(x1[i])-bb
