@@ -7,13 +7,19 @@ FUZZTIME ?= 1m
 
 BENCH_SIZE ?= 1G
 
+# Native builds and tests use Go's SIMD experiment: on amd64 machines with AVX2 the BF16
+# conversions and the two-model merge loops run in vector registers (core/dtype and
+# core/merge, *_simd.go), with the same output bits as the portable loops. Without it (a
+# plain `go build`, other architectures, WebAssembly) the portable loops run.
+SIMD := GOEXPERIMENT=simd
+
 all: build
 
 # The server embeds index.html and web/, including the build outputs made here first
 # (web/main.wasm, web/wasm_exec.js, web/demo/): build them before the server.
 build: wasm demo
-	$(GO) build -o bin/freelunch ./cmd/freelunch
-	$(GO) build -o bin/freelunch-server ./cmd/server
+	$(SIMD) $(GO) build -o bin/freelunch ./cmd/freelunch
+	$(SIMD) $(GO) build -o bin/freelunch-server ./cmd/server
 
 wasm:
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -o web/main.wasm ./wasm
@@ -30,10 +36,13 @@ run: build
 
 vet:
 	$(GO) vet ./...
+	$(SIMD) $(GO) vet ./...
 	GOOS=js GOARCH=wasm $(GO) vet ./wasm/
 
+# Everything with the vector loops, and the core again with the portable ones.
 test-native:
-	$(GO) test ./...
+	$(SIMD) $(GO) test ./...
+	$(GO) test ./core/...
 
 # The core under GOOS=js/wasm in Node. wasm_exec.js caps argv+env at 8 KiB, hence env -i.
 test-wasm:
@@ -73,7 +82,7 @@ fuzz:
 
 # Merge throughput against the I/O floor; generates models into .cache/bench once.
 bench: build
-	$(GO) build -o bin/bench ./cmd/bench
+	$(SIMD) $(GO) build -o bin/bench ./cmd/bench
 	bin/bench -size $(BENCH_SIZE)
 
 # The same merges in headless Chromium through the page and its Worker, timed from the

@@ -87,12 +87,30 @@ func finiteBits(src []byte, d DType) bool {
 	return bad&top == 0 && i == len(src)
 }
 
-// decodeBF16 decodes four elements per 64-bit load, sixteen per iteration with one bounds
+// decodeBF16 and encodeBF16 run the BF16 loops: the portable ones below, or with
+// GOEXPERIMENT=simd on amd64 machines with AVX2 the vector ones of convert_simd.go, which
+// give the same bits (TestSIMDConversions).
+func decodeBF16(dst []float32, src []byte) bool {
+	if useAVX2 {
+		return decodeBF16AVX2(dst, src)
+	}
+	return decodeBF16Go(dst, src)
+}
+
+func encodeBF16(dst []byte, src []float32) {
+	if useAVX2 {
+		encodeBF16AVX2(dst, src)
+		return
+	}
+	encodeBF16Go(dst, src)
+}
+
+// decodeBF16Go decodes four elements per 64-bit load, sixteen per iteration with one bounds
 // check (under GOARCH=wasm every iteration and every check costs several instructions):
 // each float32 is a bfloat16 shifted into the upper half. It writes the float32s' bits
 // (see bitsOf). It reports whether no value is a NaN or ±Inf, testing each word as
 // finiteBits does.
-func decodeBF16(dst []float32, src []byte) bool {
+func decodeBF16Go(dst []float32, src []byte) bool {
 	const m, one = 0x7f807f807f807f80, 0x0001000100010001
 	src = src[:2*len(dst)]
 	u := bitsOf(dst)
@@ -180,9 +198,9 @@ func Encode(dst []byte, src []float32, d DType) {
 	}
 }
 
-// encodeBF16 encodes four elements per 64-bit store, sixteen per iteration with one
-// bounds check (see decodeBF16), reading the float32s' bits.
-func encodeBF16(dst []byte, src []float32) {
+// encodeBF16Go encodes four elements per 64-bit store, sixteen per iteration with one
+// bounds check (see decodeBF16Go), reading the float32s' bits.
+func encodeBF16Go(dst []byte, src []float32) {
 	dst = dst[:2*len(src)]
 	u := bitsOf(src)
 	i := 0

@@ -401,7 +401,11 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 			x0, x1 := models[0][lo:hi], models[1][lo:hi]
 			k.keep(keep[:len(b)], 0, off+int64(lo), x0, b, nil)
 			k.keep(keep1[:len(b)], 1, off+int64(lo), x1, b, nil)
-			k.consensus2(dst[lo:hi], b, x0, x1, keep[:len(b)], keep1[:len(b)])
+			if useAVX2 { // a direct call, so that keep and keep1 stay on the stack
+				k.consensus2AVX2(dst[lo:hi], b, x0, x1, keep[:len(b)], keep1[:len(b)])
+			} else {
+				k.consensus2(dst[lo:hi], b, x0, x1, keep[:len(b)], keep1[:len(b)])
+			}
 		}
 		return
 	}
@@ -430,20 +434,12 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 func (k *tvKernel) mergeDense(dst []float32, base []float32, models [][]float32) {
 	dst = dst[:len(base)]
 	lambda, div, f := k.lambda, k.div, k.w[:len(models)]
-	if len(models) == 2 { // the common case: the model loop unrolled, and four elements
-		// per iteration with one bounds check (GOARCH=wasm pays for every iteration)
+	if len(models) == 2 { // the common case
 		x0, x1 := models[0][:len(base)], models[1][:len(base)]
-		f0, f1 := f[0], f[1]
-		i := 0
-		for ; i+4 <= len(base); i += 4 {
-			b, a, c, d := base[i:i+4:i+4], x0[i:i+4:i+4], x1[i:i+4:i+4], dst[i:i+4:i+4]
-			d[0] = dense2(b[0], a[0], c[0], f0, f1, div, lambda)
-			d[1] = dense2(b[1], a[1], c[1], f0, f1, div, lambda)
-			d[2] = dense2(b[2], a[2], c[2], f0, f1, div, lambda)
-			d[3] = dense2(b[3], a[3], c[3], f0, f1, div, lambda)
-		}
-		for ; i < len(base); i++ {
-			dst[i] = dense2(base[i], x0[i], x1[i], f0, f1, div, lambda)
+		if useAVX2 {
+			dense2AVX2(dst, base, x0, x1, f[0], f[1], div, lambda)
+		} else {
+			dense2Go(dst, base, x0, x1, f[0], f[1], div, lambda)
 		}
 		return
 	}
@@ -457,6 +453,25 @@ func (k *tvKernel) mergeDense(dst []float32, base []float32, models [][]float32)
 			sum /= div
 		}
 		dst[i] = float32(bb + float64(lambda*sum))
+	}
+}
+
+// dense2Go is mergeDense for two models, base b and models x0 and x1 of one length: the
+// model loop unrolled, and four elements per iteration with one bounds check
+// (GOARCH=wasm pays for every iteration).
+func dense2Go(dst, b, x0, x1 []float32, f0, f1, div, lambda float64) {
+	n := len(b)
+	dst, x0, x1 = dst[:n], x0[:n], x1[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		b, a, c, d := b[i:i+4:i+4], x0[i:i+4:i+4], x1[i:i+4:i+4], dst[i:i+4:i+4]
+		d[0] = dense2(b[0], a[0], c[0], f0, f1, div, lambda)
+		d[1] = dense2(b[1], a[1], c[1], f0, f1, div, lambda)
+		d[2] = dense2(b[2], a[2], c[2], f0, f1, div, lambda)
+		d[3] = dense2(b[3], a[3], c[3], f0, f1, div, lambda)
+	}
+	for ; i < n; i++ {
+		dst[i] = dense2(b[i], x0[i], x1[i], f0, f1, div, lambda)
 	}
 }
 

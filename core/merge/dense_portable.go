@@ -1,0 +1,15 @@
+//go:build !(goexperiment.simd && amd64)
+
+package merge
+
+// Without GOEXPERIMENT=simd on amd64 there are no vector loops (dense_simd.go): Merge
+// runs the portable ones.
+const useAVX2 = false
+
+func dense2AVX2(dst, b, x0, x1 []float32, f0, f1, div, lambda float64) {
+	dense2Go(dst, b, x0, x1, f0, f1, div, lambda)
+}
+
+func (k *tvKernel) consensus2AVX2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
+	k.consensus2(dst, b, x0, x1, m0, m1)
+}
