@@ -379,6 +379,16 @@ func (s *selector) mask(m []uint64, off int64, x, b []float32) {
 		}
 		return
 	}
+	if useAVX2 {
+		s.maskAVX2(m, off, x, b)
+	} else {
+		s.maskGo(m, off, x, b)
+	}
+}
+
+// maskGo is mask past its special cases.
+func (s *selector) maskGo(m []uint64, off int64, x, b []float32) {
+	x, b = x[:len(m)], b[:len(m)]
 	flip, tx, t, sgn, c := s.flip, s.tx, s.t, s.sgn, s.c
 	for i := range m {
 		k := magKey(x[i] - b[i])

@@ -59,3 +59,15 @@ func threshold(p float64) uint64 {
 
 // keepBelow is Keep with p given as threshold(p): one integer comparison.
 func (s Stream) keepBelow(i int64, thr uint64) bool { return s.bits(i) < thr }
+
+// dareMask sets m[i] to all ones where s keeps element off+i with threshold thr, else to
+// zero, without branches on the draws.
+func dareMask(m []uint64, s Stream, off int64, thr uint64) {
+	for i := range m {
+		var keep uint64
+		if s.keepBelow(off+int64(i), thr) {
+			keep = 1
+		}
+		m[i] = -keep
+	}
+}

@@ -310,13 +310,10 @@ func (k *tvKernel) keep(m []uint64, j int, off int64, x, b []float32, probs []fl
 			m[i] = ^(m[i] | bot[i])
 		}
 	case dareDrop:
-		st, thr := k.stream[j], k.thr[j]
-		for i := range m {
-			var keep uint64
-			if st.keepBelow(off+int64(i), thr) {
-				keep = 1
-			}
-			m[i] = -keep
+		if useAVX2 {
+			dareMaskAVX2(m, k.stream[j], off, k.thr[j])
+		} else {
+			dareMask(m, k.stream[j], off, k.thr[j])
 		}
 	case magprune:
 		st := k.stream[j]

@@ -13,3 +13,7 @@ func dense2AVX2(dst, b, x0, x1 []float32, f0, f1, div, lambda float64) {
 func (k *tvKernel) consensus2AVX2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
 	k.consensus2(dst, b, x0, x1, m0, m1)
 }
+
+func dareMaskAVX2(m []uint64, s Stream, off int64, thr uint64) { dareMask(m, s, off, thr) }
+
+func (s *selector) maskAVX2(m []uint64, off int64, x, b []float32) { s.maskGo(m, off, x, b) }

@@ -4,7 +4,7 @@ package merge
 
 import "simd/archsimd"
 
-// The two-model loops in AVX2, four float64 lanes at a time: the same operations in the
+// DARE's draws, the top-k mask and the two-model loops in AVX2, four float64 lanes at a time: the same operations in the
 // same order as the portable loops, each rounded as they round it (no fused multiply-add;
 // the float32↔float64 conversions round to nearest even, as Go's do), and the portable
 // loops finish the last few elements. Scalar float operations (legacy SSE in Go) must stay
@@ -94,4 +94,74 @@ func (k *tvKernel) consensus2AVX2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
 	}
 	archsimd.ClearAVXUpperBits()
 	k.consensus2(dst[i:], b[i:], x0[i:], x1[i:], m0[i:], m1[i:])
+}
+
+// dareMaskAVX2 is dareMask, four draws at a time: mix64 in 64-bit lanes, each 64-bit
+// multiply made of three 32×32→64-bit ones (AVX2 has no 64-bit multiply), and the lanes'
+// stream positions advanced by additions of 4·gamma64 (mod 2^64, as the products wrap).
+func dareMaskAVX2(m []uint64, s Stream, off int64, thr uint64) {
+	bc := archsimd.BroadcastUint64x4
+	s11, s27, s30, s31, s32 := bc(11), bc(27), bc(30), bc(31), bc(32)
+	c1lo, c1hi := bc(0x1ce4e5b9).AsUint32x8(), bc(0xbf58476d).AsUint32x8()
+	c2lo, c2hi := bc(0x133111eb).AsUint32x8(), bc(0x94d049bb).AsUint32x8()
+	vthr := archsimd.BroadcastInt64x4(int64(thr)) // below 2^54: compared as signed
+	g := uint64(gamma64)
+	z0 := s.key + uint64(off+1)*g
+	z := archsimd.LoadUint64x4(&[4]uint64{z0, z0 + g, z0 + 2*g, z0 + 3*g})
+	step := bc(4 * g)
+	// mul returns x·c mod 2^64 for c's 32-bit halves lo and hi.
+	mul := func(x archsimd.Uint64x4, lo, hi archsimd.Uint32x8) archsimd.Uint64x4 {
+		cross := x.ShiftRight(s32).AsUint32x8().MulEvenWiden(lo).Add(x.AsUint32x8().MulEvenWiden(hi))
+		return x.AsUint32x8().MulEvenWiden(lo).Add(cross.ShiftLeft(s32))
+	}
+	i := 0
+	for ; i+4 <= len(m); i += 4 {
+		x := z.Xor(z.ShiftRight(s30))
+		x = mul(x, c1lo, c1hi)
+		x = x.Xor(x.ShiftRight(s27))
+		x = mul(x, c2lo, c2hi)
+		x = x.Xor(x.ShiftRight(s31)).ShiftRight(s11)
+		vthr.Greater(x.AsInt64x4()).ToInt64x4().AsUint64x4().Store((*[4]uint64)(m[i:]))
+		z = z.Add(step)
+	}
+	archsimd.ClearAVXUpperBits()
+	dareMask(m[i:], s, off+int64(i), thr)
+}
+
+// maskAVX2 is maskGo, eight elements at a time. The tie condition sgn·(off+i) <= c is,
+// for the three forms finish gives it, a bound on the chunk index i: with d = cut - off,
+// i <= d (sgn 1), i > d (sgn -1), or always (sgn 0); so tie = (i > d) XOR inv, d clamped
+// to [-1, len(m)] to fit 32-bit lanes.
+func (s *selector) maskAVX2(m []uint64, off int64, x, b []float32) {
+	n := len(m)
+	x, b = x[:n], b[:n]
+	d, inv := int64(-1), int32(0)
+	switch s.sgn {
+	case 1:
+		d, inv = s.c-off, -1
+	case -1:
+		d = -s.c - 1 - off
+	}
+	d = max(-1, min(d, int64(n)))
+	const top = 1 << 31 // keys compared unsigned: flip the top bit, compare signed
+	flip := archsimd.BroadcastUint32x8(s.flip ^ top)
+	tx := archsimd.BroadcastInt32x8(int32(s.tx ^ top))
+	t := archsimd.BroadcastUint32x8(s.t)
+	abs := archsimd.BroadcastUint32x8(1<<31 - 1)
+	vd, vinv := archsimd.BroadcastInt32x8(int32(d)), archsimd.BroadcastInt32x8(inv)
+	idx := archsimd.LoadInt32x8(&[8]int32{0, 1, 2, 3, 4, 5, 6, 7})
+	eight := archsimd.BroadcastInt32x8(8)
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		k := archsimd.LoadFloat32x8((*[8]float32)(x[i:])).Sub(archsimd.LoadFloat32x8((*[8]float32)(b[i:]))).AsUint32x8().And(abs)
+		above := k.Xor(flip).AsInt32x8().Greater(tx).ToInt32x8()
+		tie := idx.Greater(vd).ToInt32x8().Xor(vinv)
+		r := above.Or(k.Equal(t).ToInt32x8().And(tie))
+		mi := (*[8]uint64)(m[i:])
+		r.GetLo().ExtendToInt64().AsUint64x4().Store((*[4]uint64)(mi[:4]))
+		r.GetHi().ExtendToInt64().AsUint64x4().Store((*[4]uint64)(mi[4:]))
+		idx = idx.Add(eight)
+	}
+	archsimd.ClearAVXUpperBits()
+	s.maskGo(m[i:], off+int64(i), x[i:], b[i:])
 }

@@ -117,3 +117,79 @@ func TestConsensus2AVX2(t *testing.T) {
 		}
 	}
 }
+
+// TestDareMaskAVX2 checks dareMaskAVX2 against dareMask: streams of several seeds, models
+// and tensors, offsets up to 2^40, thresholds from none kept to all kept, every tail length.
+func TestDareMaskAVX2(t *testing.T) {
+	if !archsimd.X86.AVX2() {
+		t.Skip("no AVX2")
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	thrs := []uint64{0, 1, threshold(0.1), threshold(0.5), threshold(0.9), 1<<53 - 1, 1 << 53}
+	for c := range 200 {
+		s := NewStream(r.Uint64(), r.IntN(5), "t")
+		off := r.Int64N(1 << 40)
+		if c%4 == 0 {
+			off = int64(r.IntN(10))
+		}
+		thr := thrs[c%len(thrs)]
+		n := c % 41
+		if c%10 == 0 {
+			n = block
+		}
+		want, got := make([]uint64, n), make([]uint64, n)
+		dareMask(want, s, off, thr)
+		dareMaskAVX2(got, s, off, thr)
+		if !slices.Equal(want, got) {
+			t.Fatalf("offset %d, threshold %d, n=%d: dareMaskAVX2 differs from dareMask", off, thr, n)
+		}
+	}
+}
+
+// TestSelectorMaskAVX2 checks maskAVX2 against maskGo for the largest and the smallest
+// keys, each form of the tie rule with the cut before, inside and after the chunk, and
+// deltas with equal keys, zeros and NaNs.
+func TestSelectorMaskAVX2(t *testing.T) {
+	if !archsimd.X86.AVX2() {
+		t.Skip("no AVX2")
+	}
+	b, x0, _ := simdInputs(1<<12, 4)
+	r := rand.New(rand.NewPCG(6, 6))
+	for c := range 300 {
+		n := c % 45
+		if c%9 == 0 {
+			n = block
+		}
+		lo := r.IntN(len(b) - n)
+		x, bb := slices.Clone(x0[lo:lo+n]), slices.Clone(b[lo:lo+n])
+		off := int64(r.IntN(1 << 20))
+		s := &selector{m: 1, n: 2, t: magKey(x0[r.IntN(len(b))] - b[r.IntN(len(b))])}
+		if n > 0 && c%3 != 2 {
+			i := r.IntN(n)
+			s.t = magKey(x[i] - bb[i]) // a key the chunk holds, a third of its elements
+			for range n / 3 {
+				j := r.IntN(n)
+				x[j], bb[j] = x[i], bb[i]
+			}
+		}
+		if c%3 == 0 {
+			s.flip = 1<<32 - 1
+		}
+		s.tx = s.t ^ s.flip
+		cut := off + int64(r.IntN(n+10)) - 5
+		switch c % 4 {
+		case 1:
+			s.sgn, s.c = 1, cut
+		case 2:
+			s.sgn, s.c = -1, -cut-1
+		case 3:
+			s.sgn, s.c = 1, off-int64(r.IntN(1<<30)) // before the chunk, far
+		}
+		want, got := make([]uint64, n), make([]uint64, n)
+		s.maskGo(want, off, x, bb)
+		s.maskAVX2(got, off, x, bb)
+		if !slices.Equal(want, got) {
+			t.Fatalf("case %d (flip %x, t %x, sgn %d, c %d, off %d, n %d): maskAVX2 differs from maskGo", c, s.flip, s.t, s.sgn, s.c, off, n)
+		}
+	}
+}
