@@ -90,6 +90,20 @@ func BenchmarkSelectorPass(b *testing.B) {
 	}
 }
 
+// BenchmarkSelectorWindowPass is BenchmarkSelectorPass for a tensor small enough that the
+// pass also keeps the elements of its window of buckets.
+func BenchmarkSelectorWindowPass(b *testing.B) {
+	x := benchInputs(0)[0]
+	zero := make([]float32, len(x))
+	b.SetBytes(benchN * 4)
+	b.ReportAllocs()
+	s := newSelector(benchN/3, 64*benchN, true, true)
+	for b.Loop() {
+		s.win = s.win[:0] // as if each chunk were a new one of the tensor
+		s.observe(0, x, zero)
+	}
+}
+
 // BenchmarkStream is DARE's keep decision (§4 stream) per element.
 func BenchmarkStream(b *testing.B) {
 	s := NewStream(1, 1, "model.layers.0.mlp.up_proj.weight")
