@@ -86,10 +86,12 @@ bench: build
 	bin/bench -size $(BENCH_SIZE)
 
 # The same merges in headless Chromium through the page and its Worker, timed from the
-# click on Merge to the download link, next to `freelunch merge --threads 1` (not in
-# `make test`). Needs the models of `make bench` in $(CACHE)/$(BENCH_SIZE).
+# click on Merge to the download link, next to `freelunch merge --threads 1`, built as
+# `make build` builds it and as a plain go build (the portable loops, which WebAssembly
+# runs too) (not in `make test`). Needs the models of `make bench` in $(CACHE)/$(BENCH_SIZE).
 CACHE ?= .cache/bench
 bench-web: build node_modules/playwright-core/package.json
+	$(GO) build -o bin/freelunch-portable ./cmd/freelunch
 	node e2e/bench-web.mjs --dir $(CACHE)/$(BENCH_SIZE) --size $(BENCH_SIZE)
 
 clean:

@@ -2,8 +2,9 @@
 // `make test-e2e-big` names its file). For task_arithmetic, ties and dare_ties on the
 // generated bench models of `make bench` (3 × 1.08 GB BF16 at 1G), it times the merge in
 // headless Chromium through the real page and Worker, from the click on Merge to the
-// download link, then `freelunch merge --threads 1` of the same config, back to back, and
-// prints one table row per method. The page's zip is not checked here (the e2e tests do
+// download link, then `freelunch merge --threads 1` of the same config, back to back (and
+// `bin/freelunch-portable`, a build without the vector loops, when it exists), and prints
+// one table row per method. The page's zip is not checked here (the e2e tests do
 // that on small models); the page's summary gives the peak WebAssembly memory.
 //
 //   node e2e/bench-web.mjs [--dir .cache/bench/1G] [--size 1G] [--methods a,b]
@@ -163,9 +164,11 @@ async function browserRun(browser, url, method) {
   }
 }
 
-function nativeRun(cfg) {
+// nativeRun times `name merge --threads 1` of cfg: bin/freelunch (built with the vector
+// loops) or bin/freelunch-portable (a plain go build: the loops WebAssembly runs too).
+function nativeRun(cfg, name = 'freelunch') {
   const out = tempDir('bench-native');
-  const bin = path.join(root, 'bin', 'freelunch');
+  const bin = path.join(root, 'bin', name);
   const argv = ['merge', '--threads', '1', '--quiet', '--overwrite', cfg, out];
   const start = performance.now();
   const r = spawnSync(bin, argv, { stdio: 'inherit' });
@@ -199,9 +202,14 @@ try {
       const n = nativeRun(cfg);
       commands.push(`native: ${n.command}`);
       row.native = n;
+      if (existsSync(path.join(root, 'bin', 'freelunch-portable'))) {
+        const p = nativeRun(cfg, 'freelunch-portable');
+        commands.push(`native portable: ${p.command}`);
+        row.portable = p;
+      }
     }
     rows.push(row);
-    console.log(`# ${method}: browser ${row.browser ? row.browser.seconds.toFixed(1) + ' s' : '-'}, native ${row.native ? row.native.seconds.toFixed(1) + ' s' : '-'} (load ${os.loadavg()[0].toFixed(2)})`);
+    console.log(`# ${method}: browser ${row.browser ? row.browser.seconds.toFixed(1) + ' s' : '-'}, native ${row.native ? row.native.seconds.toFixed(1) + ' s' : '-'}, portable ${row.portable ? row.portable.seconds.toFixed(1) + ' s' : '-'} (load ${os.loadavg()[0].toFixed(2)})`);
   }
 } finally {
   await browser?.close();
@@ -209,10 +217,11 @@ try {
 }
 
 console.log();
-console.log(['method', 'size', 'browser', 'browser GB/s', 'peak wasm mem', 'native 1T', 'native GB/s', 'browser/native'].map((h, i) => i ? cell(h, 15) : h.padEnd(16)).join(''));
+console.log(['method', 'size', 'browser', 'browser GB/s', 'peak wasm mem', 'native 1T', 'native GB/s', 'browser/native', 'portable 1T', 'browser/port.'].map((h, i) => i ? cell(h, 15) : h.padEnd(16)).join(''));
 for (const r of rows) {
   const b = r.browser?.seconds;
   const n = r.native?.seconds;
+  const p = r.portable?.seconds;
   console.log([
     r.method.padEnd(16),
     cell(opts.size, 15),
@@ -222,6 +231,8 @@ for (const r of rows) {
     cell(n ? `${n.toFixed(1)} s` : '-', 15),
     cell(n ? gbs(n).toFixed(3) : '-', 15),
     cell(b && n ? `${(100 * n / b).toFixed(1)}%` : '-', 15),
+    cell(p ? `${p.toFixed(1)} s` : '-', 15),
+    cell(b && p ? `${(100 * p / b).toFixed(1)}%` : '-', 15),
   ].join(''));
 }
 console.log();
