@@ -1,9 +1,8 @@
 GO      ?= go
 GOROOT  := $(shell $(GO) env GOROOT)
-WASMEXEC := $(GOROOT)/lib/wasm/go_js_wasm_exec
 FUZZTIME ?= 1m
 
-.PHONY: all build wasm demo run test test-native test-wasm test-js test-e2e test-e2e-big vet fuzz bench bench-web clean
+.PHONY: all build wasm kernels demo run test test-native test-wasm test-js test-e2e test-e2e-big vet fuzz bench bench-web clean
 
 BENCH_SIZE ?= 1G
 
@@ -14,6 +13,13 @@ BENCH_SIZE ?= 1G
 SIMD := GOEXPERIMENT=simd
 
 all: build
+
+# npm ci (playwright-core for the browser tests, wabt for the kernels), once per lock file;
+# .ci/run runs it too, and installs chromium.
+NODE_MODULES := node_modules/playwright-core/package.json
+$(NODE_MODULES): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 # The server embeds index.html and web/, including the build outputs made here first
 # (web/main.wasm, web/wasm_exec.js, web/demo/): build them before the server.
@@ -44,27 +50,30 @@ test-native:
 	$(SIMD) $(GO) test ./...
 	$(GO) test ./core/...
 
-# The core under GOOS=js/wasm in Node. wasm_exec.js caps argv+env at 8 KiB, hence env -i.
+# The core and the wasm/ bridge under GOOS=js/wasm in Node, through tools/go_js_wasm_exec:
+# Go's runner plus the imports the page gives the bridge (the SIMD kernels of
+# web/kernels.wasm; wasm/kernels_test.go compares them with the portable loops).
+# wasm_exec.js caps argv+env at 8 KiB, hence env -i.
 test-wasm:
 	env -i PATH="$(GOROOT)/bin:$(GOROOT)/lib/wasm:/usr/local/bin:/usr/bin:/bin" HOME="$(HOME)" \
-		GOCACHE="$(shell $(GO) env GOCACHE)" GOMODCACHE="$(shell $(GO) env GOMODCACHE)" \
-		GOOS=js GOARCH=wasm $(GO) test -exec="$(WASMEXEC)" ./core/...
+		GOROOT="$(GOROOT)" GOCACHE="$(shell $(GO) env GOCACHE)" GOMODCACHE="$(shell $(GO) env GOMODCACHE)" \
+		GOOS=js GOARCH=wasm $(GO) test -exec="$(CURDIR)/tools/go_js_wasm_exec" ./core/... ./wasm/
 
-# The page's pure modules under Node.
-test-js:
+# The page's pure modules under Node (and that web/kernels.wasm is web/kernels.wat assembled,
+# with npm's wabt).
+test-js: $(NODE_MODULES)
 	node --test web/
 
-# The page in headless Chromium against the real server (needs chromium and `npm ci`;
-# .ci/run installs both).
-node_modules/playwright-core/package.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
-	touch $@
+# Assembles web/kernels.wat, the WebAssembly SIMD kernels, into web/kernels.wasm (committed,
+# so that building needs no Node).
+kernels: $(NODE_MODULES)
+	node tools/kernels.mjs
 
-test-e2e: build node_modules/playwright-core/package.json
+test-e2e: build $(NODE_MODULES)
 	node --test --test-concurrency=1 e2e/
 
 # The WebAssembly-memory bound on 1.2 GB of generated inputs (slow: not in `make test`).
-test-e2e-big: build node_modules/playwright-core/package.json
+test-e2e-big: build $(NODE_MODULES)
 	node --test e2e/memory.big.mjs
 
 test: vet test-native test-wasm test-js test-e2e
@@ -90,7 +99,7 @@ bench: build
 # `make build` builds it and as a plain go build (the portable loops, which WebAssembly
 # runs too) (not in `make test`). Needs the models of `make bench` in $(CACHE)/$(BENCH_SIZE).
 CACHE ?= .cache/bench
-bench-web: build node_modules/playwright-core/package.json
+bench-web: build $(NODE_MODULES)
 	$(GO) build -o bin/freelunch-portable ./cmd/freelunch
 	node e2e/bench-web.mjs --dir $(CACHE)/$(BENCH_SIZE) --size $(BENCH_SIZE)
 

@@ -169,9 +169,29 @@ go.argv = ['freelunch'];
 // heap, and so the WebAssembly memory, near chunk size × inputs.
 go.env = { GOGC: '50', GOMEMLIMIT: '160MiB' };
 
+// The SIMD kernels (kernels.wat) work on Go's memory, so they are instantiated after Go's
+// module and before go.run; Go calls them through its imports of module "freelunch"
+// (wasm/kernels.go). Where they cannot load (no WebAssembly SIMD), Go runs its portable loops.
+let kernels = null;
+go.importObject.freelunch = {
+  kernelsLoaded: () => (kernels ? 1 : 0),
+  consensus2: (p) => kernels.consensus2(p),
+  dareMask: (p) => kernels.dareMask(p),
+};
+
+async function loadKernels(mem) {
+  try {
+    const { instance } = await WebAssembly.instantiateStreaming(fetch('kernels.wasm'), { env: { mem } });
+    kernels = instance.exports;
+  } catch (err) {
+    console.warn(`freelunch: SIMD kernels not loaded, using the portable loops: ${err}`);
+  }
+}
+
 WebAssembly.instantiateStreaming(fetch('main.wasm'), go.importObject)
-  .then(({ instance }) => {
+  .then(async ({ instance }) => {
     memory = instance.exports.mem;
+    await loadKernels(memory);
     return go.run(instance);
   })
   .then(() => {

@@ -391,6 +391,10 @@ func (k *tvKernel) Merge(dst []float32, off int64, in [][]float32) {
 		defer k.scratch.Put(s)
 	}
 	if k.m.consensus && len(models) == 2 && s == nil {
+		if useWasmSIMD {
+			k.merge2Wasm(dst, off, base, models[0], models[1])
+			return
+		}
 		var keep1 [block]uint64
 		for lo := 0; lo < len(base); lo += block {
 			hi := min(len(base), lo+block)

@@ -1,0 +1,106 @@
+//go:build js && wasm
+
+package merge
+
+import (
+	"math"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Under GOOS=js the two-model sign-consensus merge (TIES, DARE-TIES) can run in
+// WebAssembly SIMD kernels (web/kernels.wat; Go emits no SIMD) that the host loads on this
+// instance's memory. The core does not talk to JS (design.md §1): the wasm/ bridge hands
+// the kernels over with UseWasmKernels. Without them the portable loops run. Either way the
+// output bits are the same (wasm/kernels_test.go), except for which NaN an operation on two
+// NaNs returns.
+
+// WasmKernels are the exports of web/kernels.wat. Each takes the address, in this
+// instance's memory, of a parameter block laid out as kernels.wat says.
+type WasmKernels struct {
+	Consensus2, DareMask func(params uint32)
+}
+
+var (
+	wasmK WasmKernels
+	// useWasmSIMD reports whether Merge calls the kernels.
+	useWasmSIMD bool
+)
+
+// UseWasmKernels makes Merge call k's kernels, or with a zero k the portable loops again.
+// Call it before merging, not during.
+func UseWasmKernels(k WasmKernels) {
+	wasmK, useWasmSIMD = k, k.Consensus2 != nil && k.DareMask != nil
+}
+
+// wasmScratch is one merge2Wasm call's memory on the heap (a kernel must not be handed the
+// address of anything on a goroutine stack, which may move): the kernels' parameter block
+// and both models' keep masks.
+type wasmScratch struct {
+	params [16]uint64
+	masks  []uint64
+}
+
+var wasmScratchPool = sync.Pool{New: func() any { return new(wasmScratch) }}
+
+// addr returns the address in this instance's memory of the first element of s.
+func addr[T any](s []T) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(s)))) }
+
+// call calls kernel f on parameter block p.
+func call(f func(uint32), p *[16]uint64) { f(uint32(uintptr(unsafe.Pointer(p)))) }
+
+// merge2Wasm is Merge's two-model sign-consensus loop: both keep masks over the whole
+// range (DARE's draws by the kernel, top-k masks by Go), then the kernel's consensus; the
+// last element of an odd range by consensus2.
+func (k *tvKernel) merge2Wasm(dst []float32, off int64, b, x0, x1 []float32) {
+	n := len(b)
+	dst, x0, x1 = dst[:n], x0[:n], x1[:n]
+	sc := wasmScratchPool.Get().(*wasmScratch)
+	defer wasmScratchPool.Put(sc)
+	if cap(sc.masks) < 2*n {
+		sc.masks = make([]uint64, 2*n) // once per worker and block size
+	}
+	m0, m1 := sc.masks[:n], sc.masks[n:2*n]
+	k.keepWasm(sc, m0, 0, off, x0, b)
+	k.keepWasm(sc, m1, 1, off, x1, b)
+	div0, div1 := k.divisor(0), k.divisor(1)
+	var flags uint64
+	if div0 != 1 || div1 != 1 {
+		flags |= 1
+	}
+	if k.scale[0] != 1 || k.scale[1] != 1 {
+		flags |= 2
+	}
+	if k.normalize {
+		flags |= 4
+	}
+	p := &sc.params
+	p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7] = addr(dst), addr(b), addr(x0), addr(x1), addr(m0), addr(m1), uint64(n), flags
+	for i, v := range []float64{k.w[0], k.w[1], div0, div1, k.scale[0], k.scale[1], k.lambda} {
+		p[8+i] = math.Float64bits(v)
+	}
+	call(wasmK.Consensus2, p)
+	if e := n - n%2; e < n {
+		k.consensus2(dst[e:], b[e:], x0[e:], x1[e:], m0[e:], m1[e:])
+	}
+	runtime.KeepAlive(dst)
+	runtime.KeepAlive(b)
+	runtime.KeepAlive(x0)
+	runtime.KeepAlive(x1)
+}
+
+// keepWasm is keep for model j into m, a mask on the heap: DARE's draws by the kernel.
+func (k *tvKernel) keepWasm(sc *wasmScratch, m []uint64, j int, off int64, x, b []float32) {
+	if k.m.sparsify != dareDrop || k.keepsAll(j) || k.rho[j] <= 0 {
+		k.keep(m, j, off, x, b, nil)
+		return
+	}
+	n := len(m)
+	p := &sc.params
+	p[0], p[1], p[2], p[3], p[4] = addr(m), uint64(n), uint64(off), k.stream[j].key, k.thr[j]
+	call(wasmK.DareMask, p)
+	if e := n - n%2; e < n {
+		dareMask(m[e:], k.stream[j], off+int64(e), k.thr[j])
+	}
+}

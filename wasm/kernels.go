@@ -1,0 +1,25 @@
+//go:build js && wasm
+
+package main
+
+import "freelunch/core/merge"
+
+// The WebAssembly SIMD kernels (web/kernels.wat) reach Go as the imports of module
+// "freelunch" that web/worker.js provides: calls into the kernels instance it made on
+// this instance's memory. kernelsLoaded reports whether it could make one (it needs
+// WebAssembly SIMD); without it the core runs its portable loops.
+
+//go:wasmimport freelunch kernelsLoaded
+func kernelsLoaded() uint32
+
+//go:wasmimport freelunch consensus2
+func kernelConsensus2(params uint32)
+
+//go:wasmimport freelunch dareMask
+func kernelDareMask(params uint32)
+
+func init() {
+	if kernelsLoaded() != 0 {
+		merge.UseWasmKernels(merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask})
+	}
+}

@@ -1,0 +1,114 @@
+;; freelunch's WebAssembly SIMD kernels (issue 6). Go's js/wasm emits no SIMD, so the
+;; hottest loops of the two-model sign-consensus merge (TIES, DARE-TIES) are written here
+;; by hand, on Go's own memory: web/worker.js (and tools/wasm_exec_node.cjs in the Go
+;; tests) instantiate this module with the Go instance's exported memory as env.mem and
+;; hand its exports to Go as imports (wasm/kernels.go), which core/merge/wasm.go calls.
+;; Each export takes the address of a parameter block in Go's memory that Go fills before
+;; the call. The operations are those of core/merge's portable loops, in the
+;; same order, each rounded as there: results are bit-identical except for which NaN an
+;; operation on two NaNs returns. Assembled into kernels.wasm by `make kernels`
+;; (tools/kernels.mjs, with npm's wabt); web/kernels.test.mjs checks the two agree.
+(module
+  (import "env" "mem" (memory 1))
+
+  ;; consensus2 is tvKernel.consensus2 on the first n - n%2 elements. Parameter block:
+  ;; 0 dst, 8 b, 16 x0, 24 x1 (float32s), 32 m0, 40 m1 (uint64 masks), 48 n, 56 flags
+  ;; (1 divide, 2 scale, 4 normalize), then float64s: 64 w0, 72 w1, 80 div0, 88 div1,
+  ;; 96 mul0, 104 mul1, 112 lambda.
+  (func (export "consensus2") (param $p i32)
+    (local $dst i32) (local $b i32) (local $x0 i32) (local $x1 i32) (local $m0 i32) (local $m1 i32)
+    (local $n i32) (local $flags i32) (local $i i32)
+    (local $f0 v128) (local $f1 v128) (local $div0 v128) (local $div1 v128) (local $mul0 v128)
+    (local $mul1 v128) (local $l v128) (local $one v128) (local $sign v128)
+    (local $bb v128) (local $d0 v128) (local $d1 v128) (local $v0 v128) (local $v1 v128)
+    (local $s v128) (local $a0 v128) (local $a1 v128) (local $sum v128) (local $ws v128)
+    (local.set $dst (i32.load (local.get $p)))
+    (local.set $b (i32.load offset=8 (local.get $p)))
+    (local.set $x0 (i32.load offset=16 (local.get $p)))
+    (local.set $x1 (i32.load offset=24 (local.get $p)))
+    (local.set $m0 (i32.load offset=32 (local.get $p)))
+    (local.set $m1 (i32.load offset=40 (local.get $p)))
+    (local.set $n (i32.load offset=48 (local.get $p)))
+    (local.set $flags (i32.load offset=56 (local.get $p)))
+    (local.set $f0 (f64x2.splat (f64.load offset=64 (local.get $p))))
+    (local.set $f1 (f64x2.splat (f64.load offset=72 (local.get $p))))
+    (local.set $div0 (f64x2.splat (f64.load offset=80 (local.get $p))))
+    (local.set $div1 (f64x2.splat (f64.load offset=88 (local.get $p))))
+    (local.set $mul0 (f64x2.splat (f64.load offset=96 (local.get $p))))
+    (local.set $mul1 (f64x2.splat (f64.load offset=104 (local.get $p))))
+    (local.set $l (f64x2.splat (f64.load offset=112 (local.get $p))))
+    (local.set $one (f64x2.splat (f64.const 1)))
+    (local.set $sign (i64x2.splat (i64.const 0x8000000000000000)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 2)) (local.get $n)))
+        ;; two elements: base and deltas in float64
+        (local.set $bb (f64x2.promote_low_f32x4
+          (v128.load64_zero (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 2))))))
+        (local.set $d0 (f64x2.sub (f64x2.promote_low_f32x4
+          (v128.load64_zero (i32.add (local.get $x0) (i32.shl (local.get $i) (i32.const 2))))) (local.get $bb)))
+        (local.set $d1 (f64x2.sub (f64x2.promote_low_f32x4
+          (v128.load64_zero (i32.add (local.get $x1) (i32.shl (local.get $i) (i32.const 2))))) (local.get $bb)))
+        (if (i32.and (local.get $flags) (i32.const 1))
+          (then
+            (local.set $d0 (f64x2.div (local.get $d0) (local.get $div0)))
+            (local.set $d1 (f64x2.div (local.get $d1) (local.get $div1)))))
+        (if (i32.and (local.get $flags) (i32.const 2))
+          (then
+            (local.set $d0 (f64x2.mul (local.get $d0) (local.get $mul0)))
+            (local.set $d1 (f64x2.mul (local.get $d1) (local.get $mul1)))))
+        ;; weighted, masked
+        (local.set $v0 (v128.and (f64x2.mul (local.get $d0) (local.get $f0))
+          (v128.load (i32.add (local.get $m0) (i32.shl (local.get $i) (i32.const 3))))))
+        (local.set $v1 (v128.and (f64x2.mul (local.get $d1) (local.get $f1))
+          (v128.load (i32.add (local.get $m1) (i32.shl (local.get $i) (i32.const 3))))))
+        ;; the elected sign s = ±1 from the sum's sign bit; agreement: v·s > 0
+        (local.set $s (v128.or (v128.and (f64x2.add (local.get $v0) (local.get $v1)) (local.get $sign))
+          (local.get $one)))
+        (local.set $a0 (f64x2.gt (f64x2.mul (local.get $v0) (local.get $s)) (v128.const i64x2 0 0)))
+        (local.set $a1 (f64x2.gt (f64x2.mul (local.get $v1) (local.get $s)) (v128.const i64x2 0 0)))
+        (local.set $sum (f64x2.add (v128.and (local.get $v0) (local.get $a0))
+          (v128.and (local.get $v1) (local.get $a1))))
+        (if (i32.and (local.get $flags) (i32.const 4))
+          (then ;; divide by the agreeing weights' sum (as New's table wdiv), or by 1 where it is 0
+            (local.set $ws (f64x2.add
+              (f64x2.add (v128.const i64x2 0 0) (v128.and (local.get $f0) (local.get $a0)))
+              (v128.and (local.get $f1) (local.get $a1))))
+            (local.set $sum (f64x2.div (local.get $sum)
+              (v128.bitselect (local.get $one) (local.get $ws)
+                (f64x2.eq (local.get $ws) (v128.const i64x2 0 0)))))))
+        (v128.store64_lane 0 (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2)))
+          (f32x4.demote_f64x2_zero
+            (f64x2.add (local.get $bb) (f64x2.mul (local.get $l) (local.get $sum)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 2)))
+        (br $next))))
+
+  ;; dareMask is core/merge's dareMask on the first n - n%2 elements: m[i] all ones where
+  ;; mix64(key + (off+i+1)·gamma64) >> 11 < thr, else zero. Parameter block: 0 m, 8 n,
+  ;; 16 off, 24 key, 32 thr (int64s).
+  (func (export "dareMask") (param $p i32)
+    (local $m i32) (local $n i32) (local $i i32) (local $z0 i64)
+    (local $z v128) (local $x v128) (local $thr v128) (local $step v128)
+    (local.set $m (i32.load (local.get $p)))
+    (local.set $n (i32.load offset=8 (local.get $p)))
+    (local.set $z0 (i64.add (i64.load offset=24 (local.get $p))
+      (i64.mul (i64.add (i64.load offset=16 (local.get $p)) (i64.const 1)) (i64.const 0x9e3779b97f4a7c15))))
+    (local.set $z (i64x2.replace_lane 1 (i64x2.splat (local.get $z0))
+      (i64.add (local.get $z0) (i64.const 0x9e3779b97f4a7c15))))
+    (local.set $step (i64x2.splat (i64.mul (i64.const 2) (i64.const 0x9e3779b97f4a7c15))))
+    (local.set $thr (i64x2.splat (i64.load offset=32 (local.get $p))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 2)) (local.get $n)))
+        (local.set $x (v128.xor (local.get $z) (i64x2.shr_u (local.get $z) (i32.const 30))))
+        (local.set $x (i64x2.mul (local.get $x) (i64x2.splat (i64.const 0xbf58476d1ce4e5b9))))
+        (local.set $x (v128.xor (local.get $x) (i64x2.shr_u (local.get $x) (i32.const 27))))
+        (local.set $x (i64x2.mul (local.get $x) (i64x2.splat (i64.const 0x94d049bb133111eb))))
+        (local.set $x (i64x2.shr_u (v128.xor (local.get $x) (i64x2.shr_u (local.get $x) (i32.const 31)))
+          (i32.const 11)))
+        (v128.store (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
+          (i64x2.lt_s (local.get $x) (local.get $thr))) ;; both below 2^54: signed compare is exact
+        (local.set $z (i64x2.add (local.get $z) (local.get $step)))
+        (local.set $i (i32.add (local.get $i) (i32.const 2)))
+        (br $next))))
+)
