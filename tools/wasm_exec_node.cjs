@@ -27,6 +27,7 @@ go.importObject.freelunch = {
   kernelsLoaded: () => (kernels ? 1 : 0),
   consensus2: (p) => kernels.consensus2(p),
   dareMask: (p) => kernels.dareMask(p),
+  topKMask: (p) => kernels.topKMask(p),
 };
 go.argv = process.argv.slice(2);
 go.env = Object.assign({ TMPDIR: require('node:os').tmpdir() }, process.env);

@@ -18,8 +18,11 @@ func kernelConsensus2(params uint32)
 //go:wasmimport freelunch dareMask
 func kernelDareMask(params uint32)
 
+//go:wasmimport freelunch topKMask
+func kernelTopKMask(params uint32)
+
 func init() {
 	if kernelsLoaded() != 0 {
-		merge.UseWasmKernels(merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask})
+		merge.UseWasmKernels(merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask})
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // TestKernels checks Merge with the WebAssembly SIMD kernels against Merge with the
 // portable loops, NaN for NaN and otherwise bit for bit, for TIES and DARE-TIES with
-// normalize on and off, DARE's rescale by 1/ρ and to the L1 norm, models keeping
+// normalize on and off, top-k boundaries with many ties, DARE's rescale by 1/ρ and to the
+// L1 norm, models keeping
 // everything or nothing, weights of either sign, inputs with every special value, and
 // chunks at several offsets with odd lengths; and that it allocates nothing. It needs the
 // kernels: make test-wasm runs it under tools/go_js_wasm_exec, which provides them.
@@ -21,7 +22,7 @@ func TestKernels(t *testing.T) {
 	if kernelsLoaded() == 0 {
 		t.Fatal("no kernels: run under tools/go_js_wasm_exec (make test-wasm)")
 	}
-	on := merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask}
+	on := merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask}
 	defer merge.UseWasmKernels(on)
 	const n = 1<<12 + 3
 	b, x0, x1 := inputs(n)
@@ -33,6 +34,8 @@ func TestKernels(t *testing.T) {
 		{"ties", nil, merge.Params{"weight": 0.6, "density": 0.3}, merge.Params{"weight": 0.4, "density": 0.7}},
 		{"ties", merge.Params{"normalize": false, "lambda": 0.7}, merge.Params{"weight": 0.5, "density": 0.5}, merge.Params{"weight": -0.5, "density": 0.2}},
 		{"ties", merge.Params{"normalize": false}, merge.Params{"weight": -0.6, "density": 0.4}, merge.Params{"weight": -0.4, "density": 1.0}},
+		// the boundary among the deltas of ±2^-7 (see inputs): ties with it cut inside chunks
+		{"ties", nil, merge.Params{"weight": 0.6, "density": 0.1}, merge.Params{"weight": 0.4, "density": 0.12}},
 		{"dare_ties", nil, merge.Params{"weight": 0.6, "density": 0.3}, merge.Params{"weight": 0.4, "density": 0.7}},
 		{"dare_ties", merge.Params{"rescale": false}, merge.Params{"weight": 1.0, "density": 0.5}, merge.Params{"weight": 1.0, "density": 0.5}},
 		{"dare_ties", merge.Params{"normalize": false}, merge.Params{"weight": 1e-3, "density": 1.0}, merge.Params{"weight": 3.0, "density": 0.0}},
@@ -105,7 +108,8 @@ func merged(a, b merge.Params) merge.Params {
 }
 
 // inputs returns n base and model values each: deltas of fine-tune size, and among them
-// ±0, subnormals, ±Inf, NaNs, the largest finite values, equal values and signed zeros.
+// ±0, subnormals, ±Inf, NaNs, the largest finite values, equal values, signed zeros and
+// an eighth of deltas of exactly ±2^-7.
 func inputs(n int) (b, x0, x1 []float32) {
 	r := rand.New(rand.NewPCG(3, 7))
 	special := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-40, float32(math.Inf(1)),
@@ -127,9 +131,14 @@ func inputs(n int) (b, x0, x1 []float32) {
 		if r.IntN(10) == 0 {
 			x1[i] = v()
 		}
-		if r.IntN(8) == 0 {
+		switch r.IntN(8) {
+		case 0: // signed zeros
 			z := [2]float32{0, float32(math.Copysign(0, -1))}
 			b[i], x0[i], x1[i] = z[r.IntN(2)], z[r.IntN(2)], z[r.IntN(2)]
+		case 1: // deltas of exactly ±2^-7: many equal magnitudes, among the largest
+			s := [2]float32{1.0 / 128, -1.0 / 128}
+			b[i] = 0.25
+			x0[i], x1[i] = b[i]+s[r.IntN(2)], b[i]+s[r.IntN(2)]
 		}
 	}
 	return b, x0, x1

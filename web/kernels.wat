@@ -111,4 +111,43 @@
         (local.set $z (i64x2.add (local.get $z) (local.get $step)))
         (local.set $i (i32.add (local.get $i) (i32.const 2)))
         (br $next))))
+
+  ;; topKMask is core/merge's selector.maskGo on the first n - n%4 elements: m[i] all ones
+  ;; where element i's key k = |x[i] - b[i]| (float32 bits, sign cleared) is selected: k
+  ;; above the boundary key (k^flip > tx, unsigned: compared signed with the top bits
+  ;; flipped, which flip and tx come with), or k equal to it (t) and i on the selected side
+  ;; of the tie cut ((i > d) XOR inv; see selector.tieBound). Parameter block: 0 m (uint64
+  ;; masks), 8 x, 16 b (float32s), 24 n, 32 flip, 40 tx, 48 t, 56 d, 64 inv (int32s).
+  (func (export "topKMask") (param $p i32)
+    (local $m i32) (local $x i32) (local $b i32) (local $n i32) (local $i i32)
+    (local $flip v128) (local $tx v128) (local $t v128) (local $d v128) (local $inv v128)
+    (local $idx v128) (local $k v128) (local $r v128)
+    (local.set $m (i32.load (local.get $p)))
+    (local.set $x (i32.load offset=8 (local.get $p)))
+    (local.set $b (i32.load offset=16 (local.get $p)))
+    (local.set $n (i32.load offset=24 (local.get $p)))
+    (local.set $flip (i32x4.splat (i32.load offset=32 (local.get $p))))
+    (local.set $tx (i32x4.splat (i32.load offset=40 (local.get $p))))
+    (local.set $t (i32x4.splat (i32.load offset=48 (local.get $p))))
+    (local.set $d (i32x4.splat (i32.load offset=56 (local.get $p))))
+    (local.set $inv (i32x4.splat (i32.load offset=64 (local.get $p))))
+    (local.set $idx (v128.const i32x4 0 1 2 3))
+    (block $done
+      (loop $next
+        (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+        (local.set $k (v128.and
+          (f32x4.sub (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
+                     (v128.load (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 2)))))
+          (i32x4.splat (i32.const 0x7fffffff))))
+        (local.set $r (v128.or
+          (i32x4.gt_s (v128.xor (local.get $k) (local.get $flip)) (local.get $tx))
+          (v128.and (i32x4.eq (local.get $k) (local.get $t))
+                    (v128.xor (i32x4.gt_s (local.get $idx) (local.get $d)) (local.get $inv)))))
+        (v128.store (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
+          (i64x2.extend_low_i32x4_s (local.get $r)))
+        (v128.store offset=16 (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
+          (i64x2.extend_high_i32x4_s (local.get $r)))
+        (local.set $idx (i32x4.add (local.get $idx) (i32x4.splat (i32.const 4))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $next))))
 )

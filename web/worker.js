@@ -177,6 +177,7 @@ go.importObject.freelunch = {
   kernelsLoaded: () => (kernels ? 1 : 0),
   consensus2: (p) => kernels.consensus2(p),
   dareMask: (p) => kernels.dareMask(p),
+  topKMask: (p) => kernels.topKMask(p),
 };
 
 async function loadKernels(mem) {

@@ -386,6 +386,21 @@ func (s *selector) mask(m []uint64, off int64, x, b []float32) {
 	}
 }
 
+// tieBound returns the tie rule sgn·(off+i) <= c of the chunk at off, of n elements, as a
+// bound on the chunk index i, for vector loops: for the three forms finish gives it, with
+// d = cut - off, i <= d (sgn 1), i > d (sgn -1), or always (sgn 0); so tie = (i > d) XOR
+// inv, with inv all ones for sgn 1, and d clamped to [-1, n] to fit 32-bit lanes.
+func (s *selector) tieBound(off int64, n int) (d int64, inv int32) {
+	d = -1
+	switch s.sgn {
+	case 1:
+		d, inv = s.c-off, -1
+	case -1:
+		d = -s.c - 1 - off
+	}
+	return max(-1, min(d, int64(n))), inv
+}
+
 // maskGo is mask past its special cases.
 func (s *selector) maskGo(m []uint64, off int64, x, b []float32) {
 	x, b = x[:len(m)], b[:len(m)]

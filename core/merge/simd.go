@@ -128,21 +128,12 @@ func dareMaskAVX2(m []uint64, s Stream, off int64, thr uint64) {
 	dareMask(m[i:], s, off+int64(i), thr)
 }
 
-// maskAVX2 is maskGo, eight elements at a time. The tie condition sgn·(off+i) <= c is,
-// for the three forms finish gives it, a bound on the chunk index i: with d = cut - off,
-// i <= d (sgn 1), i > d (sgn -1), or always (sgn 0); so tie = (i > d) XOR inv, d clamped
-// to [-1, len(m)] to fit 32-bit lanes.
+// maskAVX2 is maskGo, eight elements at a time, the tie rule as a bound on the chunk
+// index (tieBound).
 func (s *selector) maskAVX2(m []uint64, off int64, x, b []float32) {
 	n := len(m)
 	x, b = x[:n], b[:n]
-	d, inv := int64(-1), int32(0)
-	switch s.sgn {
-	case 1:
-		d, inv = s.c-off, -1
-	case -1:
-		d = -s.c - 1 - off
-	}
-	d = max(-1, min(d, int64(n)))
+	d, inv := s.tieBound(off, n)
 	const top = 1 << 31 // keys compared unsigned: flip the top bit, compare signed
 	flip := archsimd.BroadcastUint32x8(s.flip ^ top)
 	tx := archsimd.BroadcastInt32x8(int32(s.tx ^ top))

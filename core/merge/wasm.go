@@ -19,7 +19,7 @@ import (
 // WasmKernels are the exports of web/kernels.wat. Each takes the address, in this
 // instance's memory, of a parameter block laid out as kernels.wat says.
 type WasmKernels struct {
-	Consensus2, DareMask func(params uint32)
+	Consensus2, DareMask, TopKMask func(params uint32)
 }
 
 var (
@@ -31,7 +31,7 @@ var (
 // UseWasmKernels makes Merge call k's kernels, or with a zero k the portable loops again.
 // Call it before merging, not during.
 func UseWasmKernels(k WasmKernels) {
-	wasmK, useWasmSIMD = k, k.Consensus2 != nil && k.DareMask != nil
+	wasmK, useWasmSIMD = k, k.Consensus2 != nil && k.DareMask != nil && k.TopKMask != nil
 }
 
 // wasmScratch is one merge2Wasm call's memory on the heap (a kernel must not be handed the
@@ -51,8 +51,8 @@ func addr[T any](s []T) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.Sli
 func call(f func(uint32), p *[16]uint64) { f(uint32(uintptr(unsafe.Pointer(p)))) }
 
 // merge2Wasm is Merge's two-model sign-consensus loop: both keep masks over the whole
-// range (DARE's draws by the kernel, top-k masks by Go), then the kernel's consensus; the
-// last element of an odd range by consensus2.
+// range (DARE's draws or the top-k masks), then the consensus, each by a kernel; the last
+// element of an odd range by consensus2.
 func (k *tvKernel) merge2Wasm(dst []float32, off int64, b, x0, x1 []float32) {
 	n := len(b)
 	dst, x0, x1 = dst[:n], x0[:n], x1[:n]
@@ -90,17 +90,32 @@ func (k *tvKernel) merge2Wasm(dst []float32, off int64, b, x0, x1 []float32) {
 	runtime.KeepAlive(x1)
 }
 
-// keepWasm is keep for model j into m, a mask on the heap: DARE's draws by the kernel.
+// keepWasm is keep for model j into m, a mask on the heap: DARE's draws and top-k masks
+// by the kernels, the last elements that do not fill their lanes by Go.
 func (k *tvKernel) keepWasm(sc *wasmScratch, m []uint64, j int, off int64, x, b []float32) {
-	if k.m.sparsify != dareDrop || k.keepsAll(j) || k.rho[j] <= 0 {
-		k.keep(m, j, off, x, b, nil)
+	n, p := len(m), &sc.params
+	switch {
+	case k.keepsAll(j) || k.rho[j] <= 0:
+	case k.m.sparsify == dareDrop:
+		p[0], p[1], p[2], p[3], p[4] = addr(m), uint64(n), uint64(off), k.stream[j].key, k.thr[j]
+		call(wasmK.DareMask, p)
+		if e := n - n%2; e < n {
+			dareMask(m[e:], k.stream[j], off+int64(e), k.thr[j])
+		}
+		return
+	case k.m.sparsify == topK && k.top[j].m != 0 && k.top[j].m != k.top[j].n:
+		s := k.top[j]
+		d, inv := s.tieBound(off, n)
+		p[0], p[1], p[2], p[3] = addr(m), addr(x), addr(b), uint64(n)
+		p[4], p[5], p[6] = uint64(s.flip^1<<31), uint64(s.tx^1<<31), uint64(s.t)
+		p[7], p[8] = uint64(d), uint64(inv)
+		call(wasmK.TopKMask, p)
+		runtime.KeepAlive(x)
+		runtime.KeepAlive(b)
+		if e := n - n%4; e < n {
+			s.maskGo(m[e:], off+int64(e), x[e:], b[e:])
+		}
 		return
 	}
-	n := len(m)
-	p := &sc.params
-	p[0], p[1], p[2], p[3], p[4] = addr(m), uint64(n), uint64(off), k.stream[j].key, k.thr[j]
-	call(wasmK.DareMask, p)
-	if e := n - n%2; e < n {
-		dareMask(m[e:], k.stream[j], off+int64(e), k.thr[j])
-	}
+	k.keep(m, j, off, x, b, nil)
 }
