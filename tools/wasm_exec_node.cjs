@@ -28,6 +28,8 @@ go.importObject.freelunch = {
   consensus2: (p) => kernels.consensus2(p),
   dareMask: (p) => kernels.dareMask(p),
   topKMask: (p) => kernels.topKMask(p),
+  decodeBF16: (p) => kernels.decodeBF16(p),
+  encodeBF16: (p) => kernels.encodeBF16(p),
 };
 go.argv = process.argv.slice(2);
 go.env = Object.assign({ TMPDIR: require('node:os').tmpdir() }, process.env);

@@ -2,7 +2,10 @@
 
 package main
 
-import "freelunch/core/merge"
+import (
+	"freelunch/core/dtype"
+	"freelunch/core/merge"
+)
 
 // The WebAssembly SIMD kernels (web/kernels.wat) reach Go as the imports of module
 // "freelunch" that web/worker.js provides: calls into the kernels instance it made on
@@ -21,8 +24,15 @@ func kernelDareMask(params uint32)
 //go:wasmimport freelunch topKMask
 func kernelTopKMask(params uint32)
 
+//go:wasmimport freelunch decodeBF16
+func kernelDecodeBF16(params uint32) uint32
+
+//go:wasmimport freelunch encodeBF16
+func kernelEncodeBF16(params uint32)
+
 func init() {
 	if kernelsLoaded() != 0 {
 		merge.UseWasmKernels(merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask})
+		dtype.UseWasmKernels(kernelDecodeBF16, kernelEncodeBF16)
 	}
 }

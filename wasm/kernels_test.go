@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"freelunch/core/dtype"
 	"freelunch/core/merge"
 )
 
@@ -69,6 +70,95 @@ func TestKernels(t *testing.T) {
 			t.Errorf("%s: Merge with the kernels allocates %v times", c.method, a)
 		}
 	}
+}
+
+// TestDTypeKernels checks the BF16 conversions with the kernels against the portable
+// loops: every BF16 value decoded, a NaN or ±Inf at each position of short slices for the
+// finite report, and float32s of every kind (halfway cases, overflow to Inf, NaNs,
+// subnormals) encoded, at every length up to 40 so that the Go tail is covered too.
+func TestDTypeKernels(t *testing.T) {
+	if kernelsLoaded() == 0 {
+		t.Fatal("no kernels: run under tools/go_js_wasm_exec (make test-wasm)")
+	}
+	on := func() { dtype.UseWasmKernels(kernelDecodeBF16, kernelEncodeBF16) }
+	off := func() { dtype.UseWasmKernels(nil, nil) }
+	defer on()
+	src := make([]byte, 2<<16)
+	for h := range 1 << 16 {
+		src[2*h], src[2*h+1] = byte(h), byte(h>>8)
+	}
+	decode := func(dst []float32, src []byte) bool { return dtype.DecodeFinite(dst, src, dtype.BF16) }
+	encode := func(dst []byte, src []float32) { dtype.Encode(dst, src, dtype.BF16) }
+	want, got := make([]float32, 1<<16), make([]float32, 1<<16)
+	off()
+	decode(want, src)
+	on()
+	decode(got, src)
+	if !slices.Equal(bitsOf(want), bitsOf(got)) {
+		t.Fatal("BF16 decode with the kernels differs from the portable loop")
+	}
+	for n := range 41 {
+		for bad := -1; bad < n; bad++ {
+			s := make([]byte, 2*n)
+			for i := range n {
+				s[2*i], s[2*i+1] = byte(i), 0x3f
+			}
+			if bad >= 0 {
+				s[2*bad], s[2*bad+1] = 0x80|byte(bad%3), 0x7f|byte(bad&1)<<7
+			}
+			w, g := make([]float32, n), make([]float32, n)
+			off()
+			fw := decode(w, s)
+			on()
+			fg := decode(g, s)
+			if fw != fg || fw != (bad < 0) || !slices.Equal(bitsOf(w), bitsOf(g)) {
+				t.Fatalf("n=%d, NaN/Inf at %d: finite %v with the kernels, %v without", n, bad, fg, fw)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	vals := make([]float32, 1<<16)
+	for i := range vals {
+		var u uint32
+		switch i % 4 {
+		case 0:
+			u = r.Uint32()
+		case 1:
+			u = r.Uint32()&^0xffff | 0x8000 + uint32(r.IntN(3)) - 1
+		case 2:
+			u = 0x7f7f0000 | r.Uint32()&0xffff | r.Uint32()&0x80000000
+		default:
+			u = []uint32{0, 0x80000000, 1, 0x807fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0xffbfffff, 0x7f800001}[r.IntN(9)]
+		}
+		vals[i] = math.Float32frombits(u)
+	}
+	lengths := []int{1 << 16}
+	for n := range 41 {
+		lengths = append(lengths, n)
+	}
+	for _, n := range lengths {
+		w, g := make([]byte, 2*n), make([]byte, 2*n)
+		off()
+		encode(w, vals[:n])
+		on()
+		encode(g, vals[:n])
+		if !slices.Equal(w, g) {
+			t.Fatalf("n=%d: BF16 encode with the kernels differs from the portable loop", n)
+		}
+	}
+	b16 := make([]byte, 2<<13)
+	f32 := make([]float32, 1<<13)
+	if a := testing.AllocsPerRun(5, func() { decode(f32, b16); encode(b16, f32) }); a != 0 {
+		t.Errorf("BF16 conversions with the kernels allocate %v times", a)
+	}
+}
+
+func bitsOf(x []float32) []uint32 {
+	u := make([]uint32, len(x))
+	for i, v := range x {
+		u[i] = math.Float32bits(v)
+	}
+	return u
 }
 
 // tensor returns a tensor of n elements for method m with a base and two models, the

@@ -1,12 +1,13 @@
 ;; freelunch's WebAssembly SIMD kernels (issue 6). Go's js/wasm emits no SIMD, so the
-;; hottest loops of the two-model sign-consensus merge (TIES, DARE-TIES) are written here
-;; by hand, on Go's own memory: web/worker.js (and tools/wasm_exec_node.cjs in the Go
-;; tests) instantiate this module with the Go instance's exported memory as env.mem and
-;; hand its exports to Go as imports (wasm/kernels.go), which core/merge/wasm.go calls.
-;; Each export takes the address of a parameter block in Go's memory that Go fills before
-;; the call. The operations are those of core/merge's portable loops, in the
-;; same order, each rounded as there: results are bit-identical except for which NaN an
-;; operation on two NaNs returns. Assembled into kernels.wasm by `make kernels`
+;; hottest loops of the page's merges are written here by hand: the BF16 conversions and,
+;; for the two-model sign-consensus merge (TIES, DARE-TIES), the consensus, DARE's draws and
+;; the top-k mask. They work on Go's own memory: web/worker.js (and tools/wasm_exec_node.cjs
+;; in the Go tests) instantiate this module with the Go instance's exported memory as
+;; env.mem and hand its exports to Go as imports (wasm/kernels.go), which core/dtype/wasm.go
+;; and core/merge/wasm.go call. Each export takes the address of a parameter block in Go's
+;; memory that Go fills before the call. The operations are those of the portable Go loops,
+;; in the same order, each rounded as there: results are bit-identical except for which NaN
+;; an operation on two NaNs returns. Assembled into kernels.wasm by `make kernels`
 ;; (tools/kernels.mjs, with npm's wabt); web/kernels.test.mjs checks the two agree.
 (module
   (import "env" "mem" (memory 1))
@@ -150,4 +151,60 @@
         (local.set $idx (i32x4.add (local.get $idx) (i32x4.splat (i32.const 4))))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $next))))
+
+  ;; decodeBF16 is core/dtype's decodeBF16Go on the first n - n%8 elements: each value
+  ;; shifted into the upper half of a float32. Returns 1 when none is a NaN or ±Inf (its
+  ;; exponent bits all ones), else 0. Parameter block: 0 dst (float32s), 8 src (BF16
+  ;; bytes), 16 n.
+  (func (export "decodeBF16") (param $p i32) (result i32)
+    (local $dst i32) (local $src i32) (local $n i32) (local $i i32)
+    (local $w v128) (local $a v128) (local $b v128) (local $bad v128) (local $exp v128)
+    (local.set $dst (i32.load (local.get $p)))
+    (local.set $src (i32.load offset=8 (local.get $p)))
+    (local.set $n (i32.load offset=16 (local.get $p)))
+    (local.set $exp (i32x4.splat (i32.const 0x7f800000)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 8)) (local.get $n)))
+        (local.set $w (v128.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 1)))))
+        (local.set $a (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $w)) (i32.const 16)))
+        (local.set $b (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $w)) (i32.const 16)))
+        (local.set $bad (v128.or (local.get $bad) (v128.or
+          (i32x4.eq (v128.and (local.get $a) (local.get $exp)) (local.get $exp))
+          (i32x4.eq (v128.and (local.get $b) (local.get $exp)) (local.get $exp)))))
+        (v128.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))) (local.get $a))
+        (v128.store offset=16 (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))) (local.get $b))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br $next)))
+    (i32.eqz (v128.any_true (local.get $bad))))
+
+  ;; encodeBF16 is core/dtype's encodeBF16Go on the first n - n%8 elements: each float32
+  ;; rounded to BF16 to nearest even, a NaN truncated and quieted (see bf16Bits).
+  ;; Parameter block: 0 dst (BF16 bytes), 8 src (float32s), 16 n.
+  (func (export "encodeBF16") (param $p i32)
+    (local $dst i32) (local $src i32) (local $n i32) (local $i i32)
+    (local $u v128) (local $lo v128)
+    (local.set $dst (i32.load (local.get $p)))
+    (local.set $src (i32.load offset=8 (local.get $p)))
+    (local.set $n (i32.load offset=16 (local.get $p)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 8)) (local.get $n)))
+        (local.set $lo (call $bf16 (v128.load (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))))
+        (v128.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 1)))
+          (i16x8.narrow_i32x4_u (local.get $lo)
+            (call $bf16 (v128.load offset=16 (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2)))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br $next))))
+
+  ;; $bf16 returns bf16Bits of four float32s' bits u, each in [0, 0xffff].
+  (func $bf16 (param $u v128) (result v128)
+    (v128.bitselect
+      (v128.or (i32x4.shr_u (local.get $u) (i32.const 16)) (i32x4.splat (i32.const 0x40)))
+      (i32x4.shr_u
+        (i32x4.add (i32x4.add (local.get $u) (i32x4.splat (i32.const 0x7fff)))
+          (v128.and (i32x4.shr_u (local.get $u) (i32.const 16)) (i32x4.splat (i32.const 1))))
+        (i32.const 16))
+      (i32x4.gt_s (v128.and (local.get $u) (i32x4.splat (i32.const 0x7fffffff)))
+        (i32x4.splat (i32.const 0x7f800000)))))
 )

@@ -178,6 +178,8 @@ go.importObject.freelunch = {
   consensus2: (p) => kernels.consensus2(p),
   dareMask: (p) => kernels.dareMask(p),
   topKMask: (p) => kernels.topKMask(p),
+  decodeBF16: (p) => kernels.decodeBF16(p),
+  encodeBF16: (p) => kernels.encodeBF16(p),
 };
 
 async function loadKernels(mem) {

@@ -87,22 +87,29 @@ func finiteBits(src []byte, d DType) bool {
 	return bad&top == 0 && i == len(src)
 }
 
-// decodeBF16 and encodeBF16 run the BF16 loops: the portable ones below, or with
-// GOEXPERIMENT=simd on amd64 machines with AVX2 the vector ones of convert_simd.go, which
-// give the same bits (TestSIMDConversions).
+// decodeBF16 and encodeBF16 run the BF16 loops: the portable ones below, with
+// GOEXPERIMENT=simd on amd64 machines with AVX2 the vector ones of convert_simd.go, or under
+// GOOS=js the WebAssembly SIMD kernels when the page loaded them (wasm.go); all give the
+// same bits (TestSIMDConversions, wasm/kernels_test.go).
 func decodeBF16(dst []float32, src []byte) bool {
-	if useAVX2 {
+	switch {
+	case useAVX2:
 		return decodeBF16AVX2(dst, src)
+	case useWasmSIMD:
+		return decodeBF16Wasm(dst, src)
 	}
 	return decodeBF16Go(dst, src)
 }
 
 func encodeBF16(dst []byte, src []float32) {
-	if useAVX2 {
+	switch {
+	case useAVX2:
 		encodeBF16AVX2(dst, src)
-		return
+	case useWasmSIMD:
+		encodeBF16Wasm(dst, src)
+	default:
+		encodeBF16Go(dst, src)
 	}
-	encodeBF16Go(dst, src)
 }
 
 // decodeBF16Go decodes four elements per 64-bit load, sixteen per iteration with one bounds
