@@ -28,6 +28,7 @@ go.importObject.freelunch = {
   consensus2: (p) => kernels.consensus2(p),
   dareMask: (p) => kernels.dareMask(p),
   topKMask: (p) => kernels.topKMask(p),
+  countWindow: (p) => kernels.countWindow(p),
   decodeBF16: (p) => kernels.decodeBF16(p),
   encodeBF16: (p) => kernels.encodeBF16(p),
 };

@@ -24,6 +24,9 @@ func kernelDareMask(params uint32)
 //go:wasmimport freelunch topKMask
 func kernelTopKMask(params uint32)
 
+//go:wasmimport freelunch countWindow
+func kernelCountWindow(params uint32) uint32
+
 //go:wasmimport freelunch decodeBF16
 func kernelDecodeBF16(params uint32) uint32
 
@@ -32,7 +35,7 @@ func kernelEncodeBF16(params uint32)
 
 func init() {
 	if kernelsLoaded() != 0 {
-		merge.UseWasmKernels(merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask})
+		merge.UseWasmKernels(merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask, CountWindow: kernelCountWindow})
 		dtype.UseWasmKernels(kernelDecodeBF16, kernelEncodeBF16)
 	}
 }

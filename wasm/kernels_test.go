@@ -12,8 +12,9 @@ import (
 	"freelunch/core/merge"
 )
 
-// TestKernels checks Merge with the WebAssembly SIMD kernels against Merge with the
-// portable loops, NaN for NaN and otherwise bit for bit, for TIES and DARE-TIES with
+// TestKernels checks Merge with the WebAssembly SIMD kernels (in the selection passes too)
+// against Merge with the portable loops, NaN for NaN and otherwise bit for bit, for TIES
+// and DARE-TIES with
 // normalize on and off, top-k boundaries with many ties, DARE's rescale by 1/ρ and to the
 // L1 norm, models keeping
 // everything or nothing, weights of either sign, inputs with every special value, and
@@ -23,9 +24,9 @@ func TestKernels(t *testing.T) {
 	if kernelsLoaded() == 0 {
 		t.Fatal("no kernels: run under tools/go_js_wasm_exec (make test-wasm)")
 	}
-	on := merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask}
+	on := merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask, CountWindow: kernelCountWindow}
 	defer merge.UseWasmKernels(on)
-	const n = 1<<12 + 3
+	const n = 3<<13 + 5 // selection passes in chunks of 2^13 (the size that counts privately)
 	b, x0, x1 := inputs(n)
 	cases := []struct {
 		method string
@@ -42,19 +43,30 @@ func TestKernels(t *testing.T) {
 		{"dare_ties", merge.Params{"normalize": false}, merge.Params{"weight": 1e-3, "density": 1.0}, merge.Params{"weight": 3.0, "density": 0.0}},
 		{"dare_ties", merge.Params{"rescale_norm": "l1"}, merge.Params{"weight": 0.6, "density": 0.3}, merge.Params{"weight": 0.4, "density": 0.9}},
 	}
+	// kernel makes the tensor's kernel and takes it through its statistics passes, with
+	// the SIMD kernels (k) or without (a zero k).
+	kernel := func(m merge.Method, t *merge.Tensor, k merge.WasmKernels) merge.Kernel {
+		merge.UseWasmKernels(k)
+		kn := m.New(t)
+		for pass := 0; kn.NeedPass(pass); pass++ {
+			for off := 0; off < n; off += 1 << 13 {
+				end := min(n, off+1<<13)
+				kn.Observe(pass, int64(off), [][]float32{slices.Clone(b[off:end]), slices.Clone(x0[off:end]), slices.Clone(x1[off:end])})
+			}
+		}
+		return kn
+	}
 	for _, c := range cases {
 		m, _ := merge.Lookup(c.method)
-		k := m.New(tensor(m, n, c.global, c.a0, c.a1))
-		for pass := 0; k.NeedPass(pass); pass++ {
-			k.Observe(pass, 0, [][]float32{slices.Clone(b), slices.Clone(x0), slices.Clone(x1)})
-		}
+		t0 := tensor(m, n, c.global, c.a0, c.a1)
+		kOff, k := kernel(m, t0, merge.WasmKernels{}), kernel(m, t0, on)
 		want, got := make([]float32, n), make([]float32, n)
 		for _, chunk := range []int{n, 1001, 8} {
 			for off := 0; off < n; off += chunk {
 				end := min(n, off+chunk)
 				in := [][]float32{b[off:end], x0[off:end], x1[off:end]}
 				merge.UseWasmKernels(merge.WasmKernels{})
-				k.Merge(want[off:end], int64(off), in)
+				kOff.Merge(want[off:end], int64(off), in)
 				merge.UseWasmKernels(on)
 				k.Merge(got[off:end], int64(off), in)
 			}

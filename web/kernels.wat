@@ -1,7 +1,7 @@
 ;; freelunch's WebAssembly SIMD kernels (issue 6). Go's js/wasm emits no SIMD, so the
 ;; hottest loops of the page's merges are written here by hand: the BF16 conversions and,
 ;; for the two-model sign-consensus merge (TIES, DARE-TIES), the consensus, DARE's draws and
-;; the top-k mask. They work on Go's own memory: web/worker.js (and tools/wasm_exec_node.cjs
+;; the top-k mask, and the top-k selection's histogram pass. They work on Go's own memory: web/worker.js (and tools/wasm_exec_node.cjs
 ;; in the Go tests) instantiate this module with the Go instance's exported memory as
 ;; env.mem and hand its exports to Go as imports (wasm/kernels.go), which core/dtype/wasm.go
 ;; and core/merge/wasm.go call. Each export takes the address of a parameter block in Go's
@@ -207,4 +207,41 @@
         (i32.const 16))
       (i32x4.gt_s (v128.and (local.get $u) (i32x4.splat (i32.const 0x7fffffff)))
         (i32x4.splat (i32.const 0x7f800000)))))
+
+  ;; countWindow is core/merge's selector.keepWindow counting loop on n elements: for each
+  ;; element's key k = |x[i] - b[i]| (float32 bits, sign cleared) it adds 1 to the uint32
+  ;; c[k >> 16] and, when the bucket k >> 16 is in the window [lo, lo+width], appends
+  ;; (off+i) << 32 | k to out. Returns how many it appended. Parameter block: 0 c, 8 x,
+  ;; 16 b (float32s), 24 n, 32 lo, 40 width, 48 out (uint64s, room for n), 56 off.
+  (func (export "countWindow") (param $p i32) (result i32)
+    (local $c i32) (local $x i32) (local $b i32) (local $n i32) (local $lo i32) (local $width i32)
+    (local $out i32) (local $off i64) (local $i i32) (local $k i32) (local $h i32) (local $cnt i32)
+    (local $at i32)
+    (local.set $c (i32.load (local.get $p)))
+    (local.set $x (i32.load offset=8 (local.get $p)))
+    (local.set $b (i32.load offset=16 (local.get $p)))
+    (local.set $n (i32.load offset=24 (local.get $p)))
+    (local.set $lo (i32.load offset=32 (local.get $p)))
+    (local.set $width (i32.load offset=40 (local.get $p)))
+    (local.set $out (i32.load offset=48 (local.get $p)))
+    (local.set $off (i64.load offset=56 (local.get $p)))
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $k (i32.and (i32.reinterpret_f32 (f32.sub
+          (f32.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
+          (f32.load (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 2))))))
+          (i32.const 0x7fffffff)))
+        (local.set $h (i32.shr_u (local.get $k) (i32.const 16)))
+        (local.set $at (i32.add (local.get $c) (i32.shl (local.get $h) (i32.const 2))))
+        (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+        (if (i32.le_u (i32.sub (local.get $h) (local.get $lo)) (local.get $width))
+          (then
+            (i64.store (i32.add (local.get $out) (i32.shl (local.get $cnt) (i32.const 3)))
+              (i64.or (i64.shl (i64.add (local.get $off) (i64.extend_i32_u (local.get $i))) (i64.const 32))
+                (i64.extend_i32_u (local.get $k))))
+            (local.set $cnt (i32.add (local.get $cnt) (i32.const 1)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (local.get $cnt))
 )

@@ -7,3 +7,8 @@ const useWasmSIMD = false
 
 // merge2Wasm is never called outside GOOS=js (useWasmSIMD is false).
 func (k *tvKernel) merge2Wasm(dst []float32, off int64, b, x0, x1 []float32) {}
+
+// countWindowWasm is never called outside GOOS=js (useWasmSIMD is false).
+func countWindowWasm(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float32, lo, width uint32) []uint64 {
+	return cand
+}

@@ -145,9 +145,7 @@ func (s *selector) observe(off int64, x, b []float32) {
 			if s.ready.Load() {
 				s.keepWindow(c, off+int64(p), part, pb) // counts too, in the same loop
 			} else {
-				for i, v := range part {
-					c[magKey(v-pb[i])>>16]++
-				}
+				count(c, part, pb)
 				s.once.Do(func() { s.window(c, int64(len(part))); s.ready.Store(true) })
 				s.keepWindow(nil, off+int64(p), part, pb)
 			}
@@ -247,16 +245,16 @@ func (s *selector) keepWindow(c *[1 << 16]uint32, off int64, x, b []float32) {
 	b = b[:len(x)]
 	if s.whi < s.wlo || s.full.Load() {
 		if c != nil {
-			for i, v := range x {
-				c[magKey(v-b[i])>>16]++
-			}
+			count(c, x, b)
 		}
 		return
 	}
 	cp := candPool.Get().(*[]uint64)
 	cand := (*cp)[:0]
 	lo, width := s.wlo, s.whi-s.wlo
-	if c != nil {
+	if c != nil && useWasmSIMD {
+		cand = countWindowWasm(c, cand, off, x, b, lo, width)
+	} else if c != nil {
 		for i, v := range x {
 			k := magKey(v - b[i])
 			c[k>>16]++
@@ -283,6 +281,18 @@ func (s *selector) keepWindow(c *[1 << 16]uint32, off int64, x, b []float32) {
 	s.mu.Unlock()
 	*cp = cand
 	candPool.Put(cp)
+}
+
+// count adds each element's bucket to c.
+func count(c *[1 << 16]uint32, x, b []float32) {
+	if useWasmSIMD {
+		countWindowWasm(c, nil, 0, x, b, 1<<16, 0) // a window of no bucket
+		return
+	}
+	b = b[:len(x)]
+	for i, v := range x {
+		c[magKey(v-b[i])>>16]++
+	}
 }
 
 // add adds a chunk's private histogram to the shared one.

@@ -20,6 +20,7 @@ import (
 // instance's memory, of a parameter block laid out as kernels.wat says.
 type WasmKernels struct {
 	Consensus2, DareMask, TopKMask func(params uint32)
+	CountWindow                    func(params uint32) uint32
 }
 
 var (
@@ -31,7 +32,7 @@ var (
 // UseWasmKernels makes Merge call k's kernels, or with a zero k the portable loops again.
 // Call it before merging, not during.
 func UseWasmKernels(k WasmKernels) {
-	wasmK, useWasmSIMD = k, k.Consensus2 != nil && k.DareMask != nil && k.TopKMask != nil
+	wasmK, useWasmSIMD = k, k.Consensus2 != nil && k.DareMask != nil && k.TopKMask != nil && k.CountWindow != nil
 }
 
 // wasmScratch is one merge2Wasm call's memory on the heap (a kernel must not be handed the
@@ -118,4 +119,25 @@ func (k *tvKernel) keepWasm(sc *wasmScratch, m []uint64, j int, off int64, x, b 
 		return
 	}
 	k.keep(m, j, off, x, b, nil)
+}
+
+// countWindowWasm is keepWindow's counting loop (window [lo, lo+width]) by the kernel, in
+// parts that fit the scratch it writes the window's elements to.
+func countWindowWasm(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float32, lo, width uint32) []uint64 {
+	sc := wasmScratchPool.Get().(*wasmScratch)
+	defer wasmScratchPool.Put(sc)
+	if cap(sc.masks) < 1<<13 {
+		sc.masks = make([]uint64, 1<<13)
+	}
+	out, p := sc.masks[:cap(sc.masks)], &sc.params
+	for i := 0; i < len(x); i += len(out) {
+		e := min(len(x), i+len(out))
+		p[0], p[1], p[2], p[3] = addr(c[:]), addr(x[i:]), addr(b[i:]), uint64(e-i)
+		p[4], p[5], p[6], p[7] = uint64(lo), uint64(width), addr(out), uint64(off+int64(i))
+		cand = append(cand, out[:wasmK.CountWindow(uint32(uintptr(unsafe.Pointer(p))))]...)
+	}
+	runtime.KeepAlive(c)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(b)
+	return cand
 }
