@@ -41,7 +41,11 @@ globalThis.__freelunchPost = (json) => {
 const SMALL = 64 << 10;
 const reader = typeof FileReaderSync === 'function' ? new FileReaderSync() : null;
 const windows = new WeakMap(); // File → [{off, n, bytes, error, waiters, used}]
-let helper;
+let helper; // the first helper, or null when there are none
+let helpers = [];
+const READERS = 3; // helper Workers: a merge's base and two models read at once
+const helperOf = new WeakMap(); // File → its helper
+let nextHelper = 0;
 let windowSize = 16 << 20;
 let keep = 2;
 let clock = 0;
@@ -53,12 +57,15 @@ function startHelper() {
   helper = null;
   if (typeof Worker !== 'function') return;
   try {
-    helper = new Worker('reader.js');
+    for (let i = 0; i < READERS; i++) helpers.push(new Worker('reader.js'));
   } catch {
+    for (const h of helpers) h.terminate();
+    helpers = [];
     return;
   }
+  helper = helpers[0];
   [windowSize, keep] = [8 << 20, 4];
-  helper.onmessage = ({ data }) => {
+  const onmessage = ({ data }) => {
     const w = requests.get(data.id);
     if (!w) return;
     requests.delete(data.id);
@@ -66,9 +73,11 @@ function startHelper() {
     else w.bytes = new Uint8Array(data.buf);
     for (const wake of w.waiters.splice(0)) wake();
   };
-  // A helper that fails (it could not load): its windows are read here instead.
-  helper.onerror = () => {
+  // A helper that fails (it could not load): the windows are read here instead.
+  const onerror = () => {
     helper = null;
+    for (const h of helpers) h.terminate();
+    helpers = [];
     [windowSize, keep] = [16 << 20, 2];
     for (const w of requests.values()) {
       w.error = 'retry';
@@ -76,6 +85,18 @@ function startHelper() {
     }
     requests.clear();
   };
+  for (const h of helpers) {
+    h.onmessage = onmessage;
+    h.onerror = onerror;
+  }
+}
+
+// helperFor returns the helper that reads file's windows: files are spread over the
+// helpers in the order they are first read, so that the inputs are read in parallel.
+function helperFor(file) {
+  let h = helperOf.get(file);
+  if (!h) helperOf.set(file, (h = helpers[nextHelper++ % helpers.length]));
+  return h;
 }
 
 function readRange(file, off, end) {
@@ -91,7 +112,7 @@ function fetchWindow(file, wins, at, size) {
   if (helper) {
     const id = nextRequest++;
     requests.set(id, w);
-    helper.postMessage({ id, file, off: at, end: at + w.n });
+    helperFor(file).postMessage({ id, file, off: at, end: at + w.n });
   } else {
     w.bytes = readRange(file, at, at + w.n);
   }
