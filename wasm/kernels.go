@@ -10,7 +10,10 @@ import (
 // The WebAssembly SIMD kernels (web/kernels.wat) reach Go as the imports of module
 // "freelunch" that web/worker.js provides: calls into the kernels instance it made on
 // this instance's memory. kernelsLoaded reports whether it could make one (it needs
-// WebAssembly SIMD); without it the core runs its portable loops.
+// WebAssembly SIMD); without it the core runs its portable loops. These are plain wasm
+// imports rather than safejs calls: a kernel takes one number and returns at most one, so
+// no JS value crosses, nothing is allocated, and no Go code runs during the call (so
+// nothing on the calling goroutine's stack can move under the kernel).
 
 //go:wasmimport freelunch kernelsLoaded
 func kernelsLoaded() uint32
