@@ -4,12 +4,12 @@ package main
 
 import (
 	"math"
-	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"freelunch/core/dtype"
 	"freelunch/core/merge"
+	"freelunch/internal/vectest"
 )
 
 // TestKernels checks Merge with the WebAssembly SIMD kernels (in the selection passes too)
@@ -27,7 +27,7 @@ func TestKernels(t *testing.T) {
 	on := merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask, CountWindow: kernelCountWindow}
 	defer merge.UseWasmKernels(on)
 	const n = 3<<13 + 5 // selection passes in chunks of 2^13 (the size that counts privately)
-	b, x0, x1 := inputs(n)
+	b, x0, x1 := vectest.Deltas(n, 3)
 	cases := []struct {
 		method string
 		global merge.Params
@@ -36,7 +36,7 @@ func TestKernels(t *testing.T) {
 		{"ties", nil, merge.Params{"weight": 0.6, "density": 0.3}, merge.Params{"weight": 0.4, "density": 0.7}},
 		{"ties", merge.Params{"normalize": false, "lambda": 0.7}, merge.Params{"weight": 0.5, "density": 0.5}, merge.Params{"weight": -0.5, "density": 0.2}},
 		{"ties", merge.Params{"normalize": false}, merge.Params{"weight": -0.6, "density": 0.4}, merge.Params{"weight": -0.4, "density": 1.0}},
-		// the boundary among the deltas of ±2^-7 (see inputs): ties with it cut inside chunks
+		// the boundary among the deltas of ±2^-7 (see vectest.Deltas): ties with it cut inside chunks
 		{"ties", nil, merge.Params{"weight": 0.6, "density": 0.1}, merge.Params{"weight": 0.4, "density": 0.12}},
 		{"dare_ties", nil, merge.Params{"weight": 0.6, "density": 0.3}, merge.Params{"weight": 0.4, "density": 0.7}},
 		{"dare_ties", merge.Params{"rescale": false}, merge.Params{"weight": 1.0, "density": 0.5}, merge.Params{"weight": 1.0, "density": 0.5}},
@@ -95,10 +95,7 @@ func TestDTypeKernels(t *testing.T) {
 	on := func() { dtype.UseWasmKernels(kernelDecodeBF16, kernelEncodeBF16) }
 	off := func() { dtype.UseWasmKernels(nil, nil) }
 	defer on()
-	src := make([]byte, 2<<16)
-	for h := range 1 << 16 {
-		src[2*h], src[2*h+1] = byte(h), byte(h>>8)
-	}
+	src := vectest.AllBF16()
 	decode := func(dst []float32, src []byte) bool { return dtype.DecodeFinite(dst, src, dtype.BF16) }
 	encode := func(dst []byte, src []float32) { dtype.Encode(dst, src, dtype.BF16) }
 	want, got := make([]float32, 1<<16), make([]float32, 1<<16)
@@ -106,44 +103,23 @@ func TestDTypeKernels(t *testing.T) {
 	decode(want, src)
 	on()
 	decode(got, src)
-	if !slices.Equal(bitsOf(want), bitsOf(got)) {
+	if !slices.Equal(vectest.Bits(want), vectest.Bits(got)) {
 		t.Fatal("BF16 decode with the kernels differs from the portable loop")
 	}
 	for n := range 41 {
 		for bad := -1; bad < n; bad++ {
-			s := make([]byte, 2*n)
-			for i := range n {
-				s[2*i], s[2*i+1] = byte(i), 0x3f
-			}
-			if bad >= 0 {
-				s[2*bad], s[2*bad+1] = 0x80|byte(bad%3), 0x7f|byte(bad&1)<<7
-			}
+			s := vectest.BF16WithBad(n, bad)
 			w, g := make([]float32, n), make([]float32, n)
 			off()
 			fw := decode(w, s)
 			on()
 			fg := decode(g, s)
-			if fw != fg || fw != (bad < 0) || !slices.Equal(bitsOf(w), bitsOf(g)) {
+			if fw != fg || fw != (bad < 0) || !slices.Equal(vectest.Bits(w), vectest.Bits(g)) {
 				t.Fatalf("n=%d, NaN/Inf at %d: finite %v with the kernels, %v without", n, bad, fg, fw)
 			}
 		}
 	}
-	r := rand.New(rand.NewPCG(1, 2))
-	vals := make([]float32, 1<<16)
-	for i := range vals {
-		var u uint32
-		switch i % 4 {
-		case 0:
-			u = r.Uint32()
-		case 1:
-			u = r.Uint32()&^0xffff | 0x8000 + uint32(r.IntN(3)) - 1
-		case 2:
-			u = 0x7f7f0000 | r.Uint32()&0xffff | r.Uint32()&0x80000000
-		default:
-			u = []uint32{0, 0x80000000, 1, 0x807fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0xffbfffff, 0x7f800001}[r.IntN(9)]
-		}
-		vals[i] = math.Float32frombits(u)
-	}
+	vals := vectest.Float32s(1<<16, 1)
 	lengths := []int{1 << 16}
 	for n := range 41 {
 		lengths = append(lengths, n)
@@ -163,14 +139,6 @@ func TestDTypeKernels(t *testing.T) {
 	if a := testing.AllocsPerRun(5, func() { decode(f32, b16); encode(b16, f32) }); a != 0 {
 		t.Errorf("BF16 conversions with the kernels allocate %v times", a)
 	}
-}
-
-func bitsOf(x []float32) []uint32 {
-	u := make([]uint32, len(x))
-	for i, v := range x {
-		u[i] = math.Float32bits(v)
-	}
-	return u
 }
 
 // tensor returns a tensor of n elements for method m with a base and two models, the
@@ -207,41 +175,4 @@ func merged(a, b merge.Params) merge.Params {
 		p[k] = v
 	}
 	return p
-}
-
-// inputs returns n base and model values each: deltas of fine-tune size, and among them
-// ±0, subnormals, ±Inf, NaNs, the largest finite values, equal values, signed zeros and
-// an eighth of deltas of exactly ±2^-7.
-func inputs(n int) (b, x0, x1 []float32) {
-	r := rand.New(rand.NewPCG(3, 7))
-	special := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-40, float32(math.Inf(1)),
-		float32(math.Inf(-1)), math.Float32frombits(0x7fc00001), math.Float32frombits(0xffa00000),
-		math.MaxFloat32, -math.MaxFloat32, 1, -1}
-	v := func() float32 {
-		if r.IntN(20) == 0 {
-			return special[r.IntN(len(special))]
-		}
-		return float32(r.NormFloat64() * 0.02)
-	}
-	b, x0, x1 = make([]float32, n), make([]float32, n), make([]float32, n)
-	for i := range n {
-		b[i] = v()
-		x0[i], x1[i] = b[i]+v()*0.01, b[i]+v()*0.01
-		if r.IntN(10) == 0 {
-			x0[i] = b[i]
-		}
-		if r.IntN(10) == 0 {
-			x1[i] = v()
-		}
-		switch r.IntN(8) {
-		case 0: // signed zeros
-			z := [2]float32{0, float32(math.Copysign(0, -1))}
-			b[i], x0[i], x1[i] = z[r.IntN(2)], z[r.IntN(2)], z[r.IntN(2)]
-		case 1: // deltas of exactly ±2^-7: many equal magnitudes, among the largest
-			s := [2]float32{1.0 / 128, -1.0 / 128}
-			b[i] = 0.25
-			x0[i], x1[i] = b[i]+s[r.IntN(2)], b[i]+s[r.IntN(2)]
-		}
-	}
-	return b, x0, x1
 }

@@ -2,7 +2,7 @@
 // Messages from the page are {type, id, ...}; a `files` array of {path, file} and a `dir`
 // folder handle travel beside the JSON part. Every reply carries `memory`, the size of the
 // WebAssembly memory (it never shrinks, so the last figure is the peak).
-importScripts('wasm_exec.js');
+importScripts('wasm_exec.js', 'kernels.js');
 
 const queue = [];
 let handle = null;
@@ -190,33 +190,13 @@ go.argv = ['freelunch'];
 // heap, and so the WebAssembly memory, near chunk size × inputs.
 go.env = { GOGC: '50', GOMEMLIMIT: '160MiB' };
 
-// The SIMD kernels (kernels.wat) work on Go's memory, so they are instantiated after Go's
-// module and before go.run; Go calls them through its imports of module "freelunch"
-// (wasm/kernels.go). Where they cannot load (no WebAssembly SIMD), Go runs its portable loops.
-let kernels = null;
-go.importObject.freelunch = {
-  kernelsLoaded: () => (kernels ? 1 : 0),
-  consensus2: (p) => kernels.consensus2(p),
-  dareMask: (p) => kernels.dareMask(p),
-  topKMask: (p) => kernels.topKMask(p),
-  countWindow: (p) => kernels.countWindow(p),
-  decodeBF16: (p) => kernels.decodeBF16(p),
-  encodeBF16: (p) => kernels.encodeBF16(p),
-};
-
-async function loadKernels(mem) {
-  try {
-    const { instance } = await WebAssembly.instantiateStreaming(fetch('kernels.wasm'), { env: { mem } });
-    kernels = instance.exports;
-  } catch (err) {
-    console.warn(`freelunch: SIMD kernels not loaded, using the portable loops: ${err}`);
-  }
-}
-
-WebAssembly.instantiateStreaming(fetch('main.wasm'), go.importObject)
-  .then(async ({ instance }) => {
+// The SIMD kernels (kernels.js) work on Go's memory, so they are instantiated after Go's
+// module and before go.run.
+WebAssembly.compileStreaming(fetch('main.wasm'))
+  .then((main) => freelunchInstantiate(go, main, async (mem) =>
+    (await WebAssembly.instantiateStreaming(fetch('kernels.wasm'), { env: { mem } })).instance.exports))
+  .then((instance) => {
     memory = instance.exports.mem;
-    await loadKernels(memory);
     return go.run(instance);
   })
   .then(() => {

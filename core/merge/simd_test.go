@@ -3,52 +3,13 @@
 package merge
 
 import (
-	"math"
 	"math/rand/v2"
 	"simd/archsimd"
 	"slices"
 	"testing"
+
+	"freelunch/internal/vectest"
 )
-
-// simdInputs returns n base and model values each: ordinary weights, and among them every
-// special case (±0, subnormals, ±Inf, NaNs with payloads, the largest finite values).
-func simdInputs(n int, seed uint64) (b, x0, x1 []float32) {
-	r := rand.New(rand.NewPCG(seed, 7))
-	special := []float32{0, float32(math.Copysign(0, -1)), 1e-45, -1e-40, float32(math.Inf(1)),
-		float32(math.Inf(-1)), math.Float32frombits(0x7fc00001), math.Float32frombits(0xffa00000),
-		math.MaxFloat32, -math.MaxFloat32, 1, -1}
-	v := func() float32 {
-		if r.IntN(20) == 0 {
-			return special[r.IntN(len(special))]
-		}
-		return float32(r.NormFloat64() * 0.02)
-	}
-	b, x0, x1 = make([]float32, n), make([]float32, n), make([]float32, n)
-	for i := range n {
-		b[i] = v()
-		x0[i], x1[i] = b[i]+v()*0.01, b[i]+v()*0.01
-		if r.IntN(10) == 0 {
-			x0[i] = b[i] // equal: zero deltas, signs of zero
-		}
-		if r.IntN(10) == 0 {
-			x1[i] = v()
-		}
-		if r.IntN(8) == 0 { // signed zeros only, where a sum's +0 start shows
-			z := [2]float32{0, float32(math.Copysign(0, -1))}
-			b[i], x0[i], x1[i] = z[r.IntN(2)], z[r.IntN(2)], z[r.IntN(2)]
-		}
-	}
-	return b, x0, x1
-}
-
-// sameBits reports whether a and b hold the same bits, except that a NaN matches any NaN:
-// which NaN an operation on two NaNs returns depends on its operands' order, which the
-// compiler chooses (the dtype conversions, tested in core/dtype, do keep NaN bits).
-func sameBits(a, b []float32) bool {
-	return slices.EqualFunc(a, b, func(x, y float32) bool {
-		return math.Float32bits(x) == math.Float32bits(y) || x != x && y != y
-	})
-}
 
 // TestDense2AVX2 checks dense2AVX2 against dense2Go bit for bit, with and without the
 // normalize divisor, at lengths that leave every tail.
@@ -56,13 +17,13 @@ func TestDense2AVX2(t *testing.T) {
 	if !archsimd.X86.AVX2() {
 		t.Skip("no AVX2")
 	}
-	b, x0, x1 := simdInputs(1<<16, 1)
+	b, x0, x1 := vectest.Deltas(1<<16, 1)
 	for _, p := range [][4]float64{{0.6, 0.4, 1, 1}, {0.6, 0.4, 1.0000001, 0.7}, {-1.5, 3, 1.5, 1}, {-0.6, -0.4, 1, 1}, {1e300, 1e-300, 3, 1e10}} {
 		for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 1 << 16} {
 			want, got := make([]float32, n), make([]float32, n)
 			dense2Go(want, b[:n], x0[:n], x1[:n], p[0], p[1], p[2], p[3])
 			dense2AVX2(got, b[:n], x0[:n], x1[:n], p[0], p[1], p[2], p[3])
-			if !sameBits(want, got) {
+			if !vectest.SameBits(want, got) {
 				t.Fatalf("weights %g %g, divisor %g, lambda %g, n=%d: dense2AVX2 differs from dense2Go", p[0], p[1], p[2], p[3], n)
 			}
 		}
@@ -77,7 +38,7 @@ func TestConsensus2AVX2(t *testing.T) {
 		t.Skip("no AVX2")
 	}
 	const n = 1 << 14
-	b, x0, x1 := simdInputs(n, 2)
+	b, x0, x1 := vectest.Deltas(n, 2)
 	r := rand.New(rand.NewPCG(5, 5))
 	m0, m1 := make([]uint64, n), make([]uint64, n)
 	for i := range n {
@@ -106,9 +67,9 @@ func TestConsensus2AVX2(t *testing.T) {
 			want, got := make([]float32, l), make([]float32, l)
 			k.consensus2(want, b[:l], x0[:l], x1[:l], m0[:l], m1[:l])
 			k.consensus2AVX2(got, b[:l], x0[:l], x1[:l], m0[:l], m1[:l])
-			if !sameBits(want, got) {
+			if !vectest.SameBits(want, got) {
 				for i := range want {
-					if !sameBits(want[i:i+1], got[i:i+1]) {
+					if !vectest.SameBits(want[i:i+1], got[i:i+1]) {
 						t.Fatalf("%s %v, weights %g %g, L1 factor %g, n=%d: element %d (base %g, models %g %g, masks %x %x) is %g, want %g",
 							c.method, c.global, c.w0, c.w1, c.scale, l, i, b[i], x0[i], x1[i], m0[i], m1[i], got[i], want[i])
 					}
@@ -153,7 +114,7 @@ func TestSelectorMaskAVX2(t *testing.T) {
 	if !archsimd.X86.AVX2() {
 		t.Skip("no AVX2")
 	}
-	b, x0, _ := simdInputs(1<<12, 4)
+	b, x0, _ := vectest.Deltas(1<<12, 4)
 	r := rand.New(rand.NewPCG(6, 6))
 	for c := range 300 {
 		n := c % 45
