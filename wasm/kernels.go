@@ -18,6 +18,9 @@ import (
 //go:wasmimport freelunch kernelsLoaded
 func kernelsLoaded() uint32
 
+//go:wasmimport freelunch dense2
+func kernelDense2(params uint32)
+
 //go:wasmimport freelunch consensus2
 func kernelConsensus2(params uint32)
 
@@ -38,7 +41,7 @@ func kernelEncodeBF16(params uint32)
 
 func init() {
 	if kernelsLoaded() != 0 {
-		merge.UseWasmKernels(merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask, CountWindow: kernelCountWindow})
+		merge.UseWasmKernels(merge.WasmKernels{Dense2: kernelDense2, Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask, CountWindow: kernelCountWindow})
 		dtype.UseWasmKernels(kernelDecodeBF16, kernelEncodeBF16)
 	}
 }

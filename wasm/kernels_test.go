@@ -13,8 +13,8 @@ import (
 )
 
 // TestKernels checks Merge with the WebAssembly SIMD kernels (in the selection passes too)
-// against Merge with the portable loops, NaN for NaN and otherwise bit for bit, for TIES
-// and DARE-TIES with
+// against Merge with the portable loops, NaN for NaN and otherwise bit for bit, for task
+// arithmetic (with and without normalize), TIES and DARE-TIES with
 // normalize on and off, top-k boundaries with many ties, DARE's rescale by 1/ρ and to the
 // L1 norm, models keeping
 // everything or nothing, weights of either sign, inputs with every special value, and
@@ -24,7 +24,7 @@ func TestKernels(t *testing.T) {
 	if kernelsLoaded() == 0 {
 		t.Fatal("no kernels: run under tools/go_js_wasm_exec (make test-wasm)")
 	}
-	on := merge.WasmKernels{Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask, CountWindow: kernelCountWindow}
+	on := merge.WasmKernels{Dense2: kernelDense2, Consensus2: kernelConsensus2, DareMask: kernelDareMask, TopKMask: kernelTopKMask, CountWindow: kernelCountWindow}
 	defer merge.UseWasmKernels(on)
 	const n = 3<<13 + 5 // selection passes in chunks of 2^13 (the size that counts privately)
 	b, x0, x1 := vectest.Deltas(n, 3)
@@ -33,6 +33,9 @@ func TestKernels(t *testing.T) {
 		global merge.Params
 		a0, a1 merge.Params
 	}{
+		{"task_arithmetic", nil, merge.Params{"weight": 0.6}, merge.Params{"weight": 0.4}},
+		{"task_arithmetic", merge.Params{"normalize": true, "lambda": 0.9}, merge.Params{"weight": 0.7}, merge.Params{"weight": 0.5}},
+		{"task_arithmetic", nil, merge.Params{"weight": -0.6}, merge.Params{"weight": -0.4}},
 		{"ties", nil, merge.Params{"weight": 0.6, "density": 0.3}, merge.Params{"weight": 0.4, "density": 0.7}},
 		{"ties", merge.Params{"normalize": false, "lambda": 0.7}, merge.Params{"weight": 0.5, "density": 0.5}, merge.Params{"weight": -0.5, "density": 0.2}},
 		{"ties", merge.Params{"normalize": false}, merge.Params{"weight": -0.6, "density": 0.4}, merge.Params{"weight": -0.4, "density": 1.0}},

@@ -1,7 +1,8 @@
 ;; freelunch's WebAssembly SIMD kernels (issue 6). Go's js/wasm emits no SIMD, so the
-;; hottest loops of the page's merges are written here by hand: the BF16 conversions and,
-;; for the two-model sign-consensus merge (TIES, DARE-TIES), the consensus, DARE's draws and
-;; the top-k mask, and the top-k selection's histogram pass. They work on Go's own memory: web/worker.js (and tools/wasm_exec_node.cjs
+;; hottest loops of the page's merges are written here by hand: the BF16 conversions, the
+;; two-model task-arithmetic loop, and for the two-model sign-consensus merge (TIES,
+;; DARE-TIES) the consensus, DARE's draws and the top-k mask, and the top-k selection's
+;; histogram pass. They work on Go's own memory: web/worker.js (and tools/wasm_exec_node.cjs
 ;; in the Go tests) instantiate this module with the Go instance's exported memory as
 ;; env.mem and hand its exports to Go as imports (wasm/kernels.go), which core/dtype/wasm.go
 ;; and core/merge/wasm.go call. Each export takes the address of a parameter block in Go's
@@ -244,4 +245,41 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))
     (local.get $cnt))
+
+  ;; dense2 is core/merge's dense2Go on the first n - n%2 elements (task arithmetic with
+  ;; two models): b + λ·((0 + (x0 - b)·w0) + (x1 - b)·w1) [/ div]. Parameter block: 0 dst,
+  ;; 8 b, 16 x0, 24 x1 (float32s), 32 n, 40 flags (1 divide), then float64s: 48 w0, 56 w1,
+  ;; 64 div, 72 lambda.
+  (func (export "dense2") (param $p i32)
+    (local $dst i32) (local $b i32) (local $x0 i32) (local $x1 i32) (local $n i32) (local $flags i32)
+    (local $i i32) (local $f0 v128) (local $f1 v128) (local $div v128) (local $l v128)
+    (local $bb v128) (local $s v128)
+    (local.set $dst (i32.load (local.get $p)))
+    (local.set $b (i32.load offset=8 (local.get $p)))
+    (local.set $x0 (i32.load offset=16 (local.get $p)))
+    (local.set $x1 (i32.load offset=24 (local.get $p)))
+    (local.set $n (i32.load offset=32 (local.get $p)))
+    (local.set $flags (i32.load offset=40 (local.get $p)))
+    (local.set $f0 (f64x2.splat (f64.load offset=48 (local.get $p))))
+    (local.set $f1 (f64x2.splat (f64.load offset=56 (local.get $p))))
+    (local.set $div (f64x2.splat (f64.load offset=64 (local.get $p))))
+    (local.set $l (f64x2.splat (f64.load offset=72 (local.get $p))))
+    (block $done
+      (loop $next
+        (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 2)) (local.get $n)))
+        (local.set $bb (f64x2.promote_low_f32x4
+          (v128.load64_zero (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 2))))))
+        (local.set $s (f64x2.add (f64x2.add (v128.const i64x2 0 0)
+          (f64x2.mul (f64x2.sub (f64x2.promote_low_f32x4
+            (v128.load64_zero (i32.add (local.get $x0) (i32.shl (local.get $i) (i32.const 2))))) (local.get $bb))
+            (local.get $f0)))
+          (f64x2.mul (f64x2.sub (f64x2.promote_low_f32x4
+            (v128.load64_zero (i32.add (local.get $x1) (i32.shl (local.get $i) (i32.const 2))))) (local.get $bb))
+            (local.get $f1))))
+        (if (i32.and (local.get $flags) (i32.const 1))
+          (then (local.set $s (f64x2.div (local.get $s) (local.get $div)))))
+        (v128.store64_lane 0 (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2)))
+          (f32x4.demote_f64x2_zero (f64x2.add (local.get $bb) (f64x2.mul (local.get $l) (local.get $s)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 2)))
+        (br $next))))
 )

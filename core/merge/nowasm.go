@@ -12,3 +12,6 @@ func (k *tvKernel) merge2Wasm(dst []float32, off int64, b, x0, x1 []float32) {}
 func countWindowWasm(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float32, lo, width uint32) []uint64 {
 	return cand
 }
+
+// dense2Wasm is never called outside GOOS=js (useWasmSIMD is false).
+func dense2Wasm(dst, b, x0, x1 []float32, f0, f1, div, lambda float64) {}

@@ -437,9 +437,12 @@ func (k *tvKernel) mergeDense(dst []float32, base []float32, models [][]float32)
 	lambda, div, f := k.lambda, k.div, k.w[:len(models)]
 	if len(models) == 2 { // the common case
 		x0, x1 := models[0][:len(base)], models[1][:len(base)]
-		if useAVX2 {
+		switch {
+		case useAVX2:
 			dense2AVX2(dst, base, x0, x1, f[0], f[1], div, lambda)
-		} else {
+		case useWasmSIMD:
+			dense2Wasm(dst, base, x0, x1, f[0], f[1], div, lambda)
+		default:
 			dense2Go(dst, base, x0, x1, f[0], f[1], div, lambda)
 		}
 		return

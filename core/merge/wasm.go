@@ -19,8 +19,8 @@ import (
 // WasmKernels are the exports of web/kernels.wat. Each takes the address, in this
 // instance's memory, of a parameter block laid out as kernels.wat says.
 type WasmKernels struct {
-	Consensus2, DareMask, TopKMask func(params uint32)
-	CountWindow                    func(params uint32) uint32
+	Dense2, Consensus2, DareMask, TopKMask func(params uint32)
+	CountWindow                            func(params uint32) uint32
 }
 
 var (
@@ -32,7 +32,8 @@ var (
 // UseWasmKernels makes Merge call k's kernels, or with a zero k the portable loops again.
 // Call it before merging, not during.
 func UseWasmKernels(k WasmKernels) {
-	wasmK, useWasmSIMD = k, k.Consensus2 != nil && k.DareMask != nil && k.TopKMask != nil && k.CountWindow != nil
+	wasmK = k
+	useWasmSIMD = k.Dense2 != nil && k.Consensus2 != nil && k.DareMask != nil && k.TopKMask != nil && k.CountWindow != nil
 }
 
 // wasmScratch is one merge2Wasm call's memory on the heap (a kernel must not be handed the
@@ -50,6 +51,28 @@ func addr[T any](s []T) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.Sli
 
 // call calls kernel f on parameter block p.
 func call(f func(uint32), p *[16]uint64) { f(uint32(uintptr(unsafe.Pointer(p)))) }
+
+// dense2Wasm is dense2Go, two elements at a time in the kernel.
+func dense2Wasm(dst, b, x0, x1 []float32, f0, f1, div, lambda float64) {
+	n := len(b)
+	if e := n &^ 1; e > 0 {
+		sc := wasmScratchPool.Get().(*wasmScratch)
+		p := &sc.params
+		var flags uint64
+		if div != 1 {
+			flags = 1
+		}
+		p[0], p[1], p[2], p[3], p[4], p[5] = addr(dst), addr(b), addr(x0), addr(x1), uint64(e), flags
+		p[6], p[7], p[8], p[9] = math.Float64bits(f0), math.Float64bits(f1), math.Float64bits(div), math.Float64bits(lambda)
+		call(wasmK.Dense2, p)
+		wasmScratchPool.Put(sc)
+		runtime.KeepAlive(dst)
+		runtime.KeepAlive(b)
+		runtime.KeepAlive(x0)
+		runtime.KeepAlive(x1)
+	}
+	dense2Go(dst[n&^1:], b[n&^1:], x0[n&^1:], x1[n&^1:], f0, f1, div, lambda)
+}
 
 // merge2Wasm is Merge's two-model sign-consensus loop: both keep masks over the whole
 // range (DARE's draws or the top-k masks), then the consensus, each by a kernel; the last
