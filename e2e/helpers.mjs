@@ -32,15 +32,25 @@ export async function startServer() {
 }
 
 // launch opens headless Chromium with a persistent context: a private context keeps OPFS
-// in memory (design.md §10).
-export async function launch() {
+// in memory (design.md §10). A browser that dies while starting, before any page exists (it
+// happened once here: SIGSEGV in launchPersistentContext, 2026-11-29), is started once
+// more with a new profile; anything after start-up fails the test as before.
+export async function launch(retry = true) {
   const profile = tempDir('profile');
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    acceptDownloads: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
+  let ctx;
+  try {
+    ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      headless: true,
+      acceptDownloads: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
+    });
+  } catch (err) {
+    rmSync(profile, { recursive: true, force: true });
+    if (!retry) throw err;
+    console.error(`launch: Chromium did not start (${err.message.split('\n')[0]}); starting it once more`);
+    return launch(false);
+  }
   return {
     ctx,
     close: async () => {
