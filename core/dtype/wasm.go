@@ -28,7 +28,7 @@ func UseWasmKernels(decodeBF16 func(params uint32) uint32, encodeBF16 func(param
 	useWasmSIMD = decodeBF16 != nil && encodeBF16 != nil
 }
 
-// paramPool holds the kernels' parameter blocks (on the heap, where nothing moves).
+// paramPool holds the kernels' parameter blocks.
 var paramPool = sync.Pool{New: func() any { return new([4]uint64) }}
 
 func addr(p unsafe.Pointer) uint64 { return uint64(uintptr(p)) }

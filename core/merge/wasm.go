@@ -9,9 +9,9 @@ import (
 	"unsafe"
 )
 
-// Under GOOS=js the two-model sign-consensus merge (TIES, DARE-TIES) can run in
-// WebAssembly SIMD kernels (web/kernels.wat; Go emits no SIMD) that the host loads on this
-// instance's memory. The core does not talk to JS (design.md §1): the wasm/ bridge hands
+// Under GOOS=js the two-model task-arithmetic and sign-consensus merges (TIES, DARE-TIES)
+// and the top-k selection's histogram pass can run in WebAssembly SIMD kernels
+// (web/kernels.wat; Go emits no SIMD) that the host loads on this instance's memory. The core does not talk to JS (design.md §1): the wasm/ bridge hands
 // the kernels over with UseWasmKernels. Without them the portable loops run. Either way the
 // output bits are the same (wasm/kernels_test.go), except for which NaN an operation on two
 // NaNs returns.
@@ -36,9 +36,8 @@ func UseWasmKernels(k WasmKernels) {
 	useWasmSIMD = k.Dense2 != nil && k.Consensus2 != nil && k.DareMask != nil && k.TopKMask != nil && k.CountWindow != nil
 }
 
-// wasmScratch is one merge2Wasm call's memory on the heap (a kernel must not be handed the
-// address of anything on a goroutine stack, which may move): the kernels' parameter block
-// and both models' keep masks.
+// wasmScratch is a kernel call's memory, pooled: the parameter block, and both models' keep
+// masks over a whole block (merge2Wasm) or the window's elements (countWindowWasm).
 type wasmScratch struct {
 	params [16]uint64
 	masks  []uint64
