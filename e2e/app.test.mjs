@@ -135,6 +135,8 @@ describe('browser app', () => {
     const mem = await page.textContent('[data-key="peak WebAssembly memory"]');
     assert.match(mem, /MiB/);
     assert.ok(parseFloat(mem) <= 256, `peak memory ${mem}`);
+    // the Worker loaded web/kernels.wasm (embedded, served as application/wasm, allowed by the CSP)
+    assert.equal(await page.textContent('[data-key="SIMD kernels"]'), 'yes');
   });
 
   test('a malformed model file: the error shown next to it, the page still usable', async () => {

@@ -351,7 +351,7 @@ async function merge(dir) {
     } else {
       res.method += ` (written to the folder ${dir.name})`;
     }
-    run.done(res, c.memory, link);
+    run.done(res, c.memory, link, c.simd);
     link?.focus();
   } catch (err) {
     // The core removes what it wrote to a folder before it answers; a Worker that was

@@ -17,6 +17,7 @@ export class Core {
     this.next = 1;
     this.pending = new Map(); // id → {resolve, reject, onProgress}
     this.memory = 0; // largest WebAssembly memory seen, bytes
+    this.simd = false; // whether the Worker runs the WebAssembly SIMD kernels
     this.dead = null;
     this.ready = new Promise((resolve, reject) => {
       this.readyResolve = resolve;
@@ -30,7 +31,10 @@ export class Core {
   receive(msg) {
     if (this.dead) return;
     if (msg.memory) this.memory = Math.max(this.memory, msg.memory);
-    if (msg.type === 'ready') return this.readyResolve();
+    if (msg.type === 'ready') {
+      this.simd = msg.simd === true;
+      return this.readyResolve();
+    }
     if (msg.type === 'fatal') return this.fail(msg.message);
     const p = this.pending.get(msg.id);
     if (!p) return;

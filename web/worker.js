@@ -180,7 +180,8 @@ globalThis.__freelunchWrite = (h, ptr, n, at) => h.write(new Uint8Array(memory.b
 
 globalThis.__freelunchReady = (fn) => {
   handle = fn;
-  self.postMessage({ type: 'ready', memory: memory.buffer.byteLength });
+  // simd: whether the SIMD kernels loaded (kernels.js), for the page's summary.
+  self.postMessage({ type: 'ready', memory: memory.buffer.byteLength, simd: go.importObject.freelunch?.kernelsLoaded?.() === 1 });
   for (const msg of queue.splice(0)) dispatch(msg);
 };
 

@@ -43,8 +43,9 @@ export class RunPanel {
     this.status.textContent = text;
   }
 
-  // done shows the summary and, for a zip in OPFS, the download link.
-  done(res, memory, link) {
+  // done shows the summary and, for a zip in OPFS, the download link; simd says whether the
+  // core ran the WebAssembly SIMD kernels.
+  done(res, memory, link, simd) {
     this.stop(`Done: ${res.tensors} tensors merged with ${res.method}.`);
     this.bar.value = 1;
     const rows = [
@@ -54,6 +55,7 @@ export class RunPanel {
       ['time', duration(res.seconds)],
       ['seed', res.seed],
       ['peak WebAssembly memory', bytes(memory)],
+      ['SIMD kernels', simd ? 'yes' : 'no (they did not load, as without WebAssembly SIMD: the portable loops ran)'],
       ['files', res.files.join(', ')],
     ];
     if (res.nonFinite > 0) rows.push(['NaN or Inf inputs merged', String(res.nonFinite)]);
