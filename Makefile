@@ -2,7 +2,7 @@ GO      ?= go
 GOROOT  := $(shell $(GO) env GOROOT)
 FUZZTIME ?= 1m
 
-.PHONY: all build wasm kernels demo run test test-native test-wasm test-js test-e2e test-e2e-big vet fuzz bench bench-web clean
+.PHONY: all build wasm demo run test test-native test-wasm test-js test-e2e test-e2e-big vet fuzz bench bench-web clean
 
 BENCH_SIZE ?= 1G
 
@@ -14,7 +14,8 @@ SIMD := GOEXPERIMENT=simd
 
 all: build
 
-# npm ci (playwright-core for the browser tests, wabt for the kernels), once per lock file;
+# npm ci (playwright-core for the browser tests, wabt to assemble the kernels), once per
+# lock file;
 # .ci/run runs it too, and installs chromium.
 NODE_MODULES := node_modules/playwright-core/package.json
 $(NODE_MODULES): package.json package-lock.json
@@ -27,9 +28,13 @@ build: wasm demo
 	$(SIMD) $(GO) build -o bin/freelunch ./cmd/freelunch
 	$(SIMD) $(GO) build -o bin/freelunch-server ./cmd/server
 
-wasm:
+wasm: web/kernels.wasm
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -o web/main.wasm ./wasm
 	cp "$(GOROOT)/lib/wasm/wasm_exec.js" web/wasm_exec.js
+
+# The page's WebAssembly SIMD kernels, assembled from web/kernels.wat with npm's wabt.
+web/kernels.wasm: web/kernels.wat tools/kernels.mjs $(NODE_MODULES)
+	node tools/kernels.mjs
 
 # The demo models of the page's "Try the demo" button (deterministic, a few MB).
 demo:
@@ -54,20 +59,14 @@ test-native:
 # Go's runner plus the imports the page gives the bridge (the SIMD kernels of
 # web/kernels.wasm; wasm/kernels_test.go compares them with the portable loops).
 # wasm_exec.js caps argv+env at 8 KiB, hence env -i.
-test-wasm:
+test-wasm: web/kernels.wasm
 	env -i PATH="$(GOROOT)/bin:$(GOROOT)/lib/wasm:/usr/local/bin:/usr/bin:/bin" HOME="$(HOME)" \
 		GOROOT="$(GOROOT)" GOCACHE="$(shell $(GO) env GOCACHE)" GOMODCACHE="$(shell $(GO) env GOMODCACHE)" \
 		GOOS=js GOARCH=wasm $(GO) test -exec="$(CURDIR)/tools/go_js_wasm_exec" ./core/... ./wasm/
 
-# The page's pure modules under Node (and that web/kernels.wasm is web/kernels.wat assembled,
-# with npm's wabt).
+# The page's pure modules under Node (and that web/kernels.wat assembles, with npm's wabt).
 test-js: $(NODE_MODULES)
 	node --test web/
-
-# Assembles web/kernels.wat, the WebAssembly SIMD kernels, into web/kernels.wasm (committed,
-# so that building needs no Node).
-kernels: $(NODE_MODULES)
-	node tools/kernels.mjs
 
 test-e2e: build $(NODE_MODULES)
 	node --test --test-concurrency=1 e2e/
@@ -104,4 +103,4 @@ bench-web: build $(NODE_MODULES)
 	node e2e/bench-web.mjs --dir $(CACHE)/$(BENCH_SIZE) --size $(BENCH_SIZE)
 
 clean:
-	rm -rf bin web/main.wasm web/wasm_exec.js web/demo
+	rm -rf bin web/main.wasm web/wasm_exec.js web/kernels.wasm web/demo

@@ -8,8 +8,8 @@
 ;; and core/merge/wasm.go call. Each export takes the address of a parameter block in Go's
 ;; memory that Go fills before the call. The operations are those of the portable Go loops,
 ;; in the same order, each rounded as there: results are bit-identical except for which NaN
-;; an operation on two NaNs returns. Assembled into kernels.wasm by `make kernels`
-;; (tools/kernels.mjs, with npm's wabt); web/kernels.test.mjs checks the two agree.
+;; an operation on two NaNs returns. make assembles it into kernels.wasm (tools/kernels.mjs,
+;; with npm's wabt).
 (module
   (import "env" "mem" (memory 1))
 
