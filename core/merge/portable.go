@@ -17,3 +17,7 @@ func (k *tvKernel) consensus2AVX2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
 func dareMaskAVX2(m []uint64, s Stream, off int64, thr uint64) { dareMask(m, s, off, thr) }
 
 func (s *selector) maskAVX2(m []uint64, off int64, x, b []float32) { s.maskGo(m, off, x, b) }
+
+func countWindowAVX2(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float32, lo, width uint32) []uint64 {
+	return countWindowGo(c, cand, off, x, b, lo, width)
+}

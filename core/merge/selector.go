@@ -252,16 +252,8 @@ func (s *selector) keepWindow(c *[1 << 16]uint32, off int64, x, b []float32) {
 	cp := candPool.Get().(*[]uint64)
 	cand := (*cp)[:0]
 	lo, width := s.wlo, s.whi-s.wlo
-	if c != nil && useWasmSIMD {
-		cand = countWindowWasm(c, cand, off, x, b, lo, width)
-	} else if c != nil {
-		for i, v := range x {
-			k := magKey(v - b[i])
-			c[k>>16]++
-			if k>>16-lo <= width {
-				cand = append(cand, uint64(off+int64(i))<<32|uint64(k))
-			}
-		}
+	if c != nil {
+		cand = countWindow(c, cand, off, x, b, lo, width)
 	} else {
 		for i, v := range x {
 			if k := magKey(v - b[i]); k>>16-lo <= width {
@@ -285,14 +277,39 @@ func (s *selector) keepWindow(c *[1 << 16]uint32, off int64, x, b []float32) {
 
 // count adds each element's bucket to c.
 func count(c *[1 << 16]uint32, x, b []float32) {
-	if useWasmSIMD {
-		countWindowWasm(c, nil, 0, x, b, 1<<16, 0) // a window of no bucket
+	if useWasmSIMD || useAVX2 {
+		countWindow(c, nil, 0, x, b, 1<<16, 0) // a window of no bucket
 		return
 	}
 	b = b[:len(x)]
 	for i, v := range x {
 		c[magKey(v-b[i])>>16]++
 	}
+}
+
+// countWindow adds each element's bucket to c and appends to cand, as index<<32 | key,
+// the elements of the chunk at off whose bucket is in the window [lo, lo+width].
+func countWindow(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float32, lo, width uint32) []uint64 {
+	switch {
+	case useWasmSIMD:
+		return countWindowWasm(c, cand, off, x, b, lo, width)
+	case useAVX2:
+		return countWindowAVX2(c, cand, off, x, b, lo, width)
+	}
+	return countWindowGo(c, cand, off, x, b, lo, width)
+}
+
+// countWindowGo is countWindow without vector instructions.
+func countWindowGo(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float32, lo, width uint32) []uint64 {
+	b = b[:len(x)]
+	for i, v := range x {
+		k := magKey(v - b[i])
+		c[k>>16]++
+		if k>>16-lo <= width {
+			cand = append(cand, uint64(off+int64(i))<<32|uint64(k))
+		}
+	}
+	return cand
 }
 
 // add adds a chunk's private histogram to the shared one.

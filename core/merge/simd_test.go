@@ -154,3 +154,35 @@ func TestSelectorMaskAVX2(t *testing.T) {
 		}
 	}
 }
+
+// TestCountWindowAVX2 checks countWindowAVX2 against countWindowGo: the same counts and
+// the same window elements in the same order, for windows of no bucket, one, several and
+// all, around the deltas' common buckets and the ±2^-7 ties, at lengths that leave every
+// tail of the blocks and of the eight-element groups.
+func TestCountWindowAVX2(t *testing.T) {
+	if !archsimd.X86.AVX2() {
+		t.Skip("no AVX2")
+	}
+	const n = 1 << 12
+	b, x0, _ := vectest.Deltas(n, 8)
+	common := magKey(0.0002) >> 16
+	tie := magKey(1.0/128) >> 16
+	windows := [][2]uint32{{1 << 16, 0}, {common, 0}, {common - 20, 40}, {tie, 0}, {tie - 1, 1}, {0, 0}, {0, 0xffff}, {0x7f80, 0x7f}}
+	for _, w := range windows {
+		for _, l := range []int{0, 1, 7, 8, 9, 511, 512, 513, 1000, 1024, n - 3} {
+			off := int64(l) << 20
+			wantC, gotC := new([1 << 16]uint32), new([1 << 16]uint32)
+			want := countWindowGo(wantC, nil, off, x0[:l], b[:l], w[0], w[1])
+			got := countWindowAVX2(gotC, []uint64{}, off, x0[:l], b[:l], w[0], w[1])
+			if *wantC != *gotC {
+				t.Fatalf("window %#x+%d, n=%d: counts differ", w[0], w[1], l)
+			}
+			if !slices.Equal(want, got) {
+				t.Fatalf("window %#x+%d, n=%d: window elements %x, want %x", w[0], w[1], l, got, want)
+			}
+			if w == windows[2] && l == n-3 && len(want) < 20 {
+				t.Fatalf("window %#x+%d holds only %d elements: the test does not exercise it", w[0], w[1], len(want))
+			}
+		}
+	}
+}
