@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"freelunch/core/dtype"
 	"freelunch/core/merge"
@@ -141,6 +142,47 @@ func TestDTypeKernels(t *testing.T) {
 	f32 := make([]float32, 1<<13)
 	if a := testing.AllocsPerRun(5, func() { decode(f32, b16); encode(b16, f32) }); a != 0 {
 		t.Errorf("BF16 conversions with the kernels allocate %v times", a)
+	}
+}
+
+// TestCountWindowKernel calls the countWindow kernel directly and checks its counts and
+// window elements (index and key, in index order) against the loop it replaces, written
+// out here: windows of no bucket, one, several and all, around common buckets and the
+// ±2^-7 ties of vectest.Deltas, at lengths that leave every tail of its 512-element blocks
+// and four-element groups, and at offsets past 2^32.
+func TestCountWindowKernel(t *testing.T) {
+	if kernelsLoaded() == 0 {
+		t.Fatal("no kernels: run under tools/go_js_wasm_exec (make test-wasm)")
+	}
+	const n = 1 << 12
+	b, x, _ := vectest.Deltas(n, 9)
+	key := func(i int) uint32 { return math.Float32bits(x[i]-b[i]) &^ (1 << 31) }
+	common, tie := key(0)>>16, math.Float32bits(1.0/128)>>16
+	ptr := func(p unsafe.Pointer) uint64 { return uint64(uintptr(p)) }
+	var keys [512]uint32
+	out := make([]uint64, n)
+	for _, w := range [][2]uint32{{1 << 16, 0}, {common, 0}, {common - 30, 60}, {tie, 0}, {tie - 1, 1}, {0, 0xffff}} {
+		for _, l := range []int{0, 1, 3, 4, 5, 511, 512, 513, 516, 1027, n} {
+			off := int64(l) << 24
+			want, got := new([1 << 16]uint32), new([1 << 16]uint32)
+			var wantOut []uint64
+			for i := range l {
+				k := key(i)
+				want[k>>16]++
+				if k>>16-w[0] <= w[1] {
+					wantOut = append(wantOut, uint64(off+int64(i))<<32|uint64(k))
+				}
+			}
+			p := [16]uint64{ptr(unsafe.Pointer(got)), ptr(unsafe.Pointer(&x[0])), ptr(unsafe.Pointer(&b[0])), uint64(l),
+				uint64(w[0]), uint64(w[1]), ptr(unsafe.Pointer(&out[0])), uint64(off), ptr(unsafe.Pointer(&keys))}
+			m := kernelCountWindow(uint32(uintptr(unsafe.Pointer(&p))))
+			if *want != *got {
+				t.Fatalf("window %#x+%d, n=%d: counts differ", w[0], w[1], l)
+			}
+			if !slices.Equal(wantOut, out[:m]) {
+				t.Fatalf("window %#x+%d, n=%d: window elements %x, want %x", w[0], w[1], l, out[:m], wantOut)
+			}
+		}
 	}
 }
 

@@ -213,11 +213,16 @@
   ;; element's key k = |x[i] - b[i]| (float32 bits, sign cleared) it adds 1 to the uint32
   ;; c[k >> 16] and, when the bucket k >> 16 is in the window [lo, lo+width], appends
   ;; (off+i) << 32 | k to out. Returns how many it appended. Parameter block: 0 c, 8 x,
-  ;; 16 b (float32s), 24 n, 32 lo, 40 width, 48 out (uint64s, room for n), 56 off.
+  ;; 16 b (float32s), 24 n, 32 lo, 40 width, 48 out (uint64s, room for n), 56 off,
+  ;; 64 keys (scratch for 512 uint32s).
+  ;; In blocks of 512 elements: keys and window tests four at a time, the buckets stored
+  ;; in keys, then the counts from there (incrementing as the keys are computed is several
+  ;; times slower: each increment waits on the vector arithmetic for its address).
   (func (export "countWindow") (param $p i32) (result i32)
     (local $c i32) (local $x i32) (local $b i32) (local $n i32) (local $lo i32) (local $width i32)
     (local $out i32) (local $off i64) (local $i i32) (local $k i32) (local $h i32) (local $cnt i32)
-    (local $at i32)
+    (local $at i32) (local $k4 v128) (local $h4 v128) (local $in i32) (local $keys i32)
+    (local $blk i32) (local $e i32) (local $j i32)
     (local.set $c (i32.load (local.get $p)))
     (local.set $x (i32.load offset=8 (local.get $p)))
     (local.set $b (i32.load offset=16 (local.get $p)))
@@ -226,6 +231,58 @@
     (local.set $width (i32.load offset=40 (local.get $p)))
     (local.set $out (i32.load offset=48 (local.get $p)))
     (local.set $off (i64.load offset=56 (local.get $p)))
+    (local.set $keys (i32.load offset=64 (local.get $p)))
+    (block $blocksDone
+      (loop $blocks
+        (local.set $e (i32.add (local.get $blk) (i32.const 512)))
+        (if (i32.gt_u (local.get $e) (i32.and (local.get $n) (i32.const -4)))
+          (then (local.set $e (i32.and (local.get $n) (i32.const -4)))))
+        (br_if $blocksDone (i32.ge_u (local.get $blk) (local.get $e)))
+        (local.set $i (local.get $blk))
+        (block $done4
+          (loop $next4
+            (br_if $done4 (i32.ge_u (local.get $i) (local.get $e)))
+            (local.set $k4 (v128.and (f32x4.sub
+              (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
+              (v128.load (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 2)))))
+              (i32x4.splat (i32.const 0x7fffffff))))
+            (local.set $h4 (i32x4.shr_u (local.get $k4) (i32.const 16)))
+            (v128.store (i32.add (local.get $keys) (i32.shl (i32.sub (local.get $i) (local.get $blk)) (i32.const 2)))
+              (local.get $h4))
+            (local.set $in (i32x4.bitmask (v128.not (i32x4.gt_u
+              (i32x4.sub (local.get $h4) (i32x4.splat (local.get $lo))) (i32x4.splat (local.get $width))))))
+            (if (local.get $in)
+              (then
+                (if (i32.and (local.get $in) (i32.const 1))
+                  (then (call $append (local.get $out) (local.get $cnt) (local.get $off) (local.get $i)
+                    (i32x4.extract_lane 0 (local.get $k4)))
+                    (local.set $cnt (i32.add (local.get $cnt) (i32.const 1)))))
+                (if (i32.and (local.get $in) (i32.const 2))
+                  (then (call $append (local.get $out) (local.get $cnt) (local.get $off) (i32.add (local.get $i) (i32.const 1))
+                    (i32x4.extract_lane 1 (local.get $k4)))
+                    (local.set $cnt (i32.add (local.get $cnt) (i32.const 1)))))
+                (if (i32.and (local.get $in) (i32.const 4))
+                  (then (call $append (local.get $out) (local.get $cnt) (local.get $off) (i32.add (local.get $i) (i32.const 2))
+                    (i32x4.extract_lane 2 (local.get $k4)))
+                    (local.set $cnt (i32.add (local.get $cnt) (i32.const 1)))))
+                (if (i32.and (local.get $in) (i32.const 8))
+                  (then (call $append (local.get $out) (local.get $cnt) (local.get $off) (i32.add (local.get $i) (i32.const 3))
+                    (i32x4.extract_lane 3 (local.get $k4)))
+                    (local.set $cnt (i32.add (local.get $cnt) (i32.const 1)))))))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (br $next4)))
+        (local.set $j (local.get $keys))
+        (local.set $e (i32.add (local.get $keys) (i32.shl (i32.sub (local.get $e) (local.get $blk)) (i32.const 2))))
+        (block $countsDone
+          (loop $counts
+            (br_if $countsDone (i32.ge_u (local.get $j) (local.get $e)))
+            (local.set $at (i32.add (local.get $c) (i32.shl (i32.load (local.get $j)) (i32.const 2))))
+            (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $counts)))
+        (local.set $blk (local.get $i))
+        (br $blocks)))
+  ;; the last n%4 elements one by one
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
@@ -238,13 +295,17 @@
         (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
         (if (i32.le_u (i32.sub (local.get $h) (local.get $lo)) (local.get $width))
           (then
-            (i64.store (i32.add (local.get $out) (i32.shl (local.get $cnt) (i32.const 3)))
-              (i64.or (i64.shl (i64.add (local.get $off) (i64.extend_i32_u (local.get $i))) (i64.const 32))
-                (i64.extend_i32_u (local.get $k))))
+            (call $append (local.get $out) (local.get $cnt) (local.get $off) (local.get $i) (local.get $k))
             (local.set $cnt (i32.add (local.get $cnt) (i32.const 1)))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))
     (local.get $cnt))
+
+  ;; append stores (off+i) << 32 | k at out[cnt] (uint64s).
+  (func $append (param $out i32) (param $cnt i32) (param $off i64) (param $i i32) (param $k i32)
+    (i64.store (i32.add (local.get $out) (i32.shl (local.get $cnt) (i32.const 3)))
+      (i64.or (i64.shl (i64.add (local.get $off) (i64.extend_i32_u (local.get $i))) (i64.const 32))
+        (i64.extend_i32_u (local.get $k)))))
 
   ;; dense2 is core/merge's dense2Go on the first n - n%2 elements (task arithmetic with
   ;; two models): b + λ·((0 + (x0 - b)·w0) + (x1 - b)·w1) [/ div]. Parameter block: 0 dst,

@@ -41,6 +41,7 @@ func UseWasmKernels(k WasmKernels) {
 type wasmScratch struct {
 	params [16]uint64
 	masks  []uint64
+	keys   [512]uint32 // countWindowWasm's buckets of one block
 }
 
 var wasmScratchPool = sync.Pool{New: func() any { return new(wasmScratch) }}
@@ -155,7 +156,7 @@ func countWindowWasm(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float3
 	for i := 0; i < len(x); i += len(out) {
 		e := min(len(x), i+len(out))
 		p[0], p[1], p[2], p[3] = addr(c[:]), addr(x[i:]), addr(b[i:]), uint64(e-i)
-		p[4], p[5], p[6], p[7] = uint64(lo), uint64(width), addr(out), uint64(off+int64(i))
+		p[4], p[5], p[6], p[7], p[8] = uint64(lo), uint64(width), addr(out), uint64(off+int64(i)), addr(sc.keys[:])
 		cand = append(cand, out[:wasmK.CountWindow(uint32(uintptr(unsafe.Pointer(p))))]...)
 	}
 	runtime.KeepAlive(c)
