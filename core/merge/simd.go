@@ -158,9 +158,10 @@ func (s *selector) maskAVX2(m []uint64, off int64, x, b []float32) {
 }
 
 // countWindowAVX2 is countWindowGo in blocks: keysAVX2 computes a block's keys and window
-// tests in vector registers, then scalar integer code counts the buckets and appends the
-// window's elements (histogram increments do not vectorize; fed from the stored keys, whose
-// addresses are known early, they run about twice as fast as in the fused scalar loop).
+// tests in vector registers, then scalar integer code counts the buckets from the stored
+// keys and appends the window's elements. (Histogram increments do not vectorize. On
+// chunks that fit in L2 this took 1.2–1.4 ns per element against 2.2–2.5 for the fused
+// loop, in a throwaway benchmark; without a window, count's plain loop is faster.)
 func countWindowAVX2(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float32, lo, width uint32) []uint64 {
 	n := len(x)
 	b = b[:n]
