@@ -145,6 +145,13 @@ func TestDTypeKernels(t *testing.T) {
 	}
 }
 
+// The parameter block and scratch of TestCountWindowKernel: not on the stack, which may
+// move between taking an address and the call (the engine's are pooled heap objects).
+var (
+	countWindowParams [16]uint64
+	countWindowKeys   [512]uint32
+)
+
 // TestCountWindowKernel calls the countWindow kernel directly and checks its counts and
 // window elements (index and key, in index order) against the loop it replaces, written
 // out here: windows of no bucket, one, several and all, around common buckets and the
@@ -159,7 +166,7 @@ func TestCountWindowKernel(t *testing.T) {
 	key := func(i int) uint32 { return math.Float32bits(x[i]-b[i]) &^ (1 << 31) }
 	common, tie := key(0)>>16, math.Float32bits(1.0/128)>>16
 	ptr := func(p unsafe.Pointer) uint64 { return uint64(uintptr(p)) }
-	var keys [512]uint32
+	keys, p := &countWindowKeys, &countWindowParams
 	out := make([]uint64, n)
 	for _, w := range [][2]uint32{{1 << 16, 0}, {common, 0}, {common - 30, 60}, {tie, 0}, {tie - 1, 1}, {0, 0xffff}} {
 		for _, l := range []int{0, 1, 3, 4, 5, 511, 512, 513, 516, 1027, n} {
@@ -173,9 +180,9 @@ func TestCountWindowKernel(t *testing.T) {
 					wantOut = append(wantOut, uint64(off+int64(i))<<32|uint64(k))
 				}
 			}
-			p := [16]uint64{ptr(unsafe.Pointer(got)), ptr(unsafe.Pointer(&x[0])), ptr(unsafe.Pointer(&b[0])), uint64(l),
-				uint64(w[0]), uint64(w[1]), ptr(unsafe.Pointer(&out[0])), uint64(off), ptr(unsafe.Pointer(&keys))}
-			m := kernelCountWindow(uint32(uintptr(unsafe.Pointer(&p))))
+			*p = [16]uint64{ptr(unsafe.Pointer(got)), ptr(unsafe.Pointer(&x[0])), ptr(unsafe.Pointer(&b[0])), uint64(l),
+				uint64(w[0]), uint64(w[1]), ptr(unsafe.Pointer(&out[0])), uint64(off), ptr(unsafe.Pointer(keys))}
+			m := kernelCountWindow(uint32(uintptr(unsafe.Pointer(p))))
 			if *want != *got {
 				t.Fatalf("window %#x+%d, n=%d: counts differ", w[0], w[1], l)
 			}
