@@ -7,16 +7,16 @@ FUZZTIME ?= 1m
 BENCH_SIZE ?= 1G
 
 # Native builds and tests use Go's SIMD experiment: on amd64 machines with AVX2 the BF16
-# conversions and the two-model merge loops run in vector registers (core/dtype and
-# core/merge, *_simd.go), with the same output bits as the portable loops. Without it (a
-# plain `go build`, other architectures, WebAssembly) the portable loops run.
+# conversions, the two-model merge loops and the top-k selection run in vector registers
+# (core/dtype/convert_simd.go, core/merge/simd.go), with the same output bits as the
+# portable loops. Without it (a plain `go build`, other architectures, WebAssembly) the
+# portable loops run.
 SIMD := GOEXPERIMENT=simd
 
 all: build
 
 # npm ci (playwright-core for the browser tests, wabt to assemble the kernels), once per
-# lock file;
-# .ci/run runs it too, and installs chromium.
+# lock file; .ci/run runs it too, and installs chromium.
 NODE_MODULES := node_modules/playwright-core/package.json
 $(NODE_MODULES): package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -62,9 +62,9 @@ func DecodeFinite(dst []float32, src []byte, d DType) bool {
 
 // finiteBits reports whether src, little-endian F16 or F32 values, certainly holds no NaN
 // or ±Inf: false when one of its whole 64-bit words holds one, and also when a tail of
-// fewer than 8 bytes is left unchecked. It tests 64 bits at a time for a value whose exponent bits are all ones (a
-// lane of x = (w & m) ^ m is zero), with the classic has-a-zero-lane trick, exact here
-// because no lane of x has its top bit set.
+// fewer than 8 bytes is left unchecked. It tests 64 bits at a time for a value whose
+// exponent bits are all ones (a lane of x = (w & m) ^ m is zero), with the classic
+// has-a-zero-lane trick, exact here because no lane of x has its top bit set.
 func finiteBits(src []byte, d DType) bool {
 	m, one, top := uint64(0x7c007c007c007c00), uint64(0x0001000100010001), uint64(0x8000800080008000)
 	if d == F32 {

@@ -2,7 +2,7 @@
 
 package merge
 
-// Without GOEXPERIMENT=simd on amd64 there are no vector loops (dense_simd.go): Merge
+// Without GOEXPERIMENT=simd on amd64 there are no vector loops (simd.go): Merge
 // runs the portable ones.
 const useAVX2 = false
 

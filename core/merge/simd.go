@@ -4,14 +4,15 @@ package merge
 
 import "simd/archsimd"
 
-// DARE's draws, the top-k mask and the two-model loops in AVX2, four float64 lanes at a time: the same operations in the
-// same order as the portable loops, each rounded as they round it (no fused multiply-add;
-// the float32↔float64 conversions round to nearest even, as Go's do), and the portable
-// loops finish the last few elements. Scalar float operations (legacy SSE in Go) must stay
+// The two-model loops (four float64 lanes at a time), DARE's draws, the top-k mask and the
+// selection's histogram pass in AVX2: the same operations in the same order as the
+// portable loops, each rounded as they round it (no fused multiply-add; the
+// float32↔float64 conversions round to nearest even, as Go's do), and the portable loops
+// finish the last few elements. Scalar float operations (legacy SSE in Go) must stay
 // out of these loops and come only after ClearAVXUpperBits: with the vector registers'
 // upper halves in use, each cost about a hundred cycles on the development machine.
 
-// useAVX2 reports whether Merge runs the loops below (dense_portable.go: never).
+// useAVX2 reports whether Merge runs the loops below (portable.go: never).
 var useAVX2 = archsimd.X86.AVX2()
 
 // dense2AVX2 is dense2Go, eight elements per iteration.

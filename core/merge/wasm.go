@@ -11,10 +11,10 @@ import (
 
 // Under GOOS=js the two-model task-arithmetic and sign-consensus merges (TIES, DARE-TIES)
 // and the top-k selection's histogram pass can run in WebAssembly SIMD kernels
-// (web/kernels.wat; Go emits no SIMD) that the host loads on this instance's memory. The core does not talk to JS (design.md §1): the wasm/ bridge hands
-// the kernels over with UseWasmKernels. Without them the portable loops run. Either way the
-// output bits are the same (wasm/kernels_test.go), except for which NaN an operation on two
-// NaNs returns.
+// (web/kernels.wat; Go emits no SIMD) that the host loads on this instance's memory. The
+// core does not talk to JS (design.md §1): the wasm/ bridge hands the kernels over with
+// UseWasmKernels. Without them the portable loops run. Either way the output bits are the
+// same (wasm/kernels_test.go), except for which NaN an operation on two NaNs returns.
 
 // WasmKernels are the exports of web/kernels.wat. Each takes the address, in this
 // instance's memory, of a parameter block laid out as kernels.wat says.
