@@ -367,11 +367,12 @@ func (r *runner) write(ctx context.Context, sink Sink, results <-chan result, to
 
 // worker owns the buffers of one goroutine.
 type worker struct {
-	r    *runner
-	raw  [][]byte
-	in   [][]float32
-	view [][]float32 // in, resliced to the current block
-	dst  []float32
+	r       *runner
+	raw     [][]byte
+	in      [][]float32
+	view    [][]float32 // in, resliced to the current block
+	rawView [][]byte    // raw, resliced to the current chunk
+	dst     []float32
 }
 
 // buffers sizes the worker's buffers for k inputs: raw bytes for chunks of n elements,
@@ -448,6 +449,7 @@ func (w *worker) observe(ctx context.Context, u unit) error {
 	e := &w.r.p.Entries[u.entry]
 	k := w.r.states[u.entry].kernel
 	pk, _ := k.(merge.PassKernel)
+	bo, _ := k.(merge.BF16Observer)
 	size := w.r.chunkSize(k.Granule())
 	for off, end := u.off, u.off+u.n; off < end; off += size {
 		if err := context.Cause(ctx); err != nil {
@@ -455,26 +457,39 @@ func (w *worker) observe(ctx context.Context, u unit) error {
 		}
 		n := min(size, end-off)
 		w.buffers(len(e.Inputs), n, n)
-		in := w.view[:0]
-		reads := false
-		for i := range e.Inputs {
+		raw := w.rawView[:0]
+		reads, bf16 := false, bo != nil
+		for i, in := range e.Inputs {
 			if pk != nil && !pk.Reads(u.pass.pass, i) {
-				in = append(in, nil)
+				raw = append(raw, nil)
 				continue
 			}
-			reads = true
-			in = append(in, w.in[i][:n])
 			if err := w.read(e, i, off, n); err != nil {
 				return err
 			}
+			raw = append(raw, w.raw[i][:n*int64(in.Tensor.DType.Size())])
+			reads = true
+			bf16 = bf16 && in.Tensor.DType == dtype.BF16
+		}
+		w.rawView = raw
+		if !reads {
+			return nil // the pass learnt all it needed from earlier chunks
+		}
+		if bf16 && bo.ObserveBF16(u.pass.pass, off, raw) {
+			continue
+		}
+		in := w.view[:0]
+		for i, r := range raw {
+			if r == nil {
+				in = append(in, nil)
+				continue
+			}
+			in = append(in, w.in[i][:n])
 			if err := w.decode(e, i, 0, in[i], false); err != nil {
 				return err
 			}
 		}
 		w.view = in
-		if !reads {
-			return nil // the pass learnt all it needed from earlier chunks
-		}
 		k.Observe(u.pass.pass, off, in)
 	}
 	return nil

@@ -267,3 +267,40 @@ func TestIssue7SideFilesFirst(t *testing.T) {
 		t.Errorf("Run wrote %q before failing on config.json", s.names)
 	}
 }
+
+// TestSelectionBF16 checks that the selection pass gives the same output whether it takes
+// a chunk's BF16 bytes as they are (merge.BF16Observer, chunks of at least 8192 elements
+// after a tensor's first) or decodes them: chunks of 1000 elements and whole tensors
+// never take the BF16 path, chunks of 8192 and 12288 take it for all but a tensor's first
+// and last.
+func TestSelectionBF16(t *testing.T) {
+	spec := testmodel.Spec{Layers: 1, Hidden: 128, Intermediate: 344, Vocab: 512, DType: dtype.BF16, Seed: 5}
+	dir := writeFamily(t, spec)
+	for _, m := range []struct {
+		name   string
+		global config.Params
+		args   []config.Params
+	}{
+		{"ties", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.3)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"breadcrumbs", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4), "gamma": scalar(0.1)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+		{"della", nil, []config.Params{{"weight": scalar(1.0), "density": scalar(0.4)}, {"weight": scalar(0.5), "density": scalar(0.6)}}},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			c := cfgFor(dir, m.name, m.global, m.args...)
+			want := ""
+			for _, ch := range []int{1000, DefaultChunkSize, 8192, 12288} {
+				for _, th := range []int{1, 3} {
+					s, _, err := runPlan(t, c, 0, Options{ChunkSize: ch, Threads: th})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := s.digest(); want == "" {
+						want = got
+					} else if got != want {
+						t.Errorf("chunk %d, threads %d: output differs", ch, th)
+					}
+				}
+			}
+		})
+	}
+}

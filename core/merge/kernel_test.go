@@ -7,6 +7,9 @@ import (
 	"sort"
 	"sync"
 	"testing"
+
+	"freelunch/core/dtype"
+	"freelunch/internal/vectest"
 )
 
 // run drives k as the engine does (design: Kernel's doc): statistics passes over chunks of
@@ -484,5 +487,59 @@ func TestTinyTensors(t *testing.T) {
 	got := run(m.New(tensor(t, m, 1, Params{"lambda": 100.0}, Params{"weight": 1.0})), [][]float32{{60000}, {65000}}, 1)
 	if got[0] != 560000 {
 		t.Errorf("large result %v", got[0])
+	}
+}
+
+// TestCountWindowBF16 checks the selection pass on BF16 bytes (countWindowBF16Go,
+// countWindowAVX2BF16, countBF16) against countWindowGo on the decoded values: the same
+// counts and window elements, on deltas and on raw bit patterns (NaN payloads, infinities,
+// subnormals, signed zeros), at lengths that leave every tail of the 512-element blocks.
+func TestCountWindowBF16(t *testing.T) {
+	const n = 1 << 12
+	fb, fx, _ := vectest.Deltas(n, 9)
+	x, b := make([]byte, 2*n), make([]byte, 2*n)
+	dtype.Encode(x, fx, dtype.BF16)
+	dtype.Encode(b, fb, dtype.BF16)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range n {
+		if r.IntN(16) == 0 { // any bit pattern at all
+			x[2*i], x[2*i+1] = byte(r.Uint32()), byte(r.Uint32())
+		}
+	}
+	x[0], x[1], b[0], b[1] = 0x81, 0x7f, 0x80, 0x7f // a NaN payload minus +Inf
+	x[2], x[3], b[2], b[3] = 0x01, 0x00, 0x01, 0x80 // subnormals
+	dx, db := make([]float32, n), make([]float32, n)
+	dtype.Decode(dx, x, dtype.BF16)
+	dtype.Decode(db, b, dtype.BF16)
+	common := magKey(0.0002) >> 16
+	windows := [][2]uint32{{1 << 16, 0}, {common, 0}, {common - 20, 40}, {0, 0}, {0, 0xffff}, {0x7f80, 0x7f}}
+	for _, w := range windows {
+		for _, l := range []int{0, 1, 7, 8, 9, 511, 512, 513, 1000, 1024, n - 3} {
+			off := int64(l) << 20
+			want := new([1 << 16]uint32)
+			wantWin := countWindowGo(want, nil, off, dx[:l], db[:l], w[0], w[1])
+			for name, f := range map[string]func(*[1 << 16]uint32, []uint64, int64, []byte, []byte, uint32, uint32) []uint64{
+				"countWindowBF16Go": countWindowBF16Go, "countWindowAVX2BF16": countWindowAVX2BF16,
+			} {
+				got := new([1 << 16]uint32)
+				gotWin := f(got, []uint64{}, off, x[:2*l], b[:2*l], w[0], w[1])
+				if *got != *want {
+					t.Fatalf("%s, window %#x+%d, n=%d: counts differ", name, w[0], w[1], l)
+				}
+				if !slices.Equal(gotWin, wantWin) {
+					t.Fatalf("%s, window %#x+%d, n=%d: window elements %x, want %x", name, w[0], w[1], l, gotWin, wantWin)
+				}
+			}
+			if w == windows[2] && l == n-3 && len(wantWin) < 20 {
+				t.Fatalf("window %#x+%d holds only %d elements: the test does not exercise it", w[0], w[1], len(wantWin))
+			}
+			got := new([1 << 16]uint32)
+			countBF16(got, x[:2*l], b[:2*l])
+			want = new([1 << 16]uint32)
+			count(want, dx[:l], db[:l])
+			if *got != *want {
+				t.Fatalf("countBF16, n=%d: counts differ", l)
+			}
+		}
 	}
 }

@@ -131,6 +131,16 @@ type PassKernel interface {
 	Reads(pass, k int) bool
 }
 
+// A BF16Observer is a Kernel that can take some statistics passes' chunks as BF16 bytes,
+// saving the decode into float32 (the selection pass of magnitude top-k reads every input
+// once more than the merge and needs only each delta's magnitude).
+type BF16Observer interface {
+	// ObserveBF16 is Observe with input k's elements as little-endian BF16 values in in[k]
+	// (nil where Observe's would be). It returns false, having done nothing, when it cannot
+	// take this chunk that way; the engine then decodes it and calls Observe.
+	ObserveBF16(pass int, off int64, in [][]byte) bool
+}
+
 // InputError is an error of Method.Check about one input (an index into Tensor.Args), so
 // the caller can name that model's file.
 type InputError struct {

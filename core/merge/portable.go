@@ -21,3 +21,7 @@ func (s *selector) maskAVX2(m []uint64, off int64, x, b []float32) { s.maskGo(m,
 func countWindowAVX2(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float32, lo, width uint32) []uint64 {
 	return countWindowGo(c, cand, off, x, b, lo, width)
 }
+
+func countWindowAVX2BF16(c *[1 << 16]uint32, cand []uint64, off int64, x, b []byte, lo, width uint32) []uint64 {
+	return countWindowBF16Go(c, cand, off, x, b, lo, width)
+}

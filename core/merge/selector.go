@@ -187,6 +187,26 @@ func (s *selector) observe(off int64, x, b []float32) {
 	}
 }
 
+// counting reports whether the selector is in its first pass with the window fixed,
+// where observeBF16 can take chunks.
+func (s *selector) counting() bool { return s.stage == 0 && s.ready.Load() }
+
+// observeBF16 is observe of the first pass once counting, the chunk's model and base
+// values given as little-endian BF16 bytes x and b, of at least smallChunk elements.
+func (s *selector) observeBF16(off int64, x, b []byte) {
+	n := len(x) / 2
+	b = b[:2*n]
+	c := countPool.Get().(*[1 << 16]uint32)
+	for p := 0; p < n; {
+		*c = [1 << 16]uint32{}
+		e := min(n, p+math.MaxInt32) // counts fit in uint32
+		s.keepWindowBF16(c, off+int64(p), x[2*p:2*e], b[2*p:2*e])
+		p = e
+		s.add(c)
+	}
+	countPool.Put(c)
+}
+
 // nth returns which element equal to T (from 1, in index order) sets the cut: with
 // lowFirst, the take-th is the last selected; otherwise the (eq-take)-th is the last one
 // not selected.
@@ -243,7 +263,7 @@ func (s *selector) window(c *[1 << 16]uint32, ns int64) {
 // bucket in c. The window is fixed once ready is set.
 func (s *selector) keepWindow(c *[1 << 16]uint32, off int64, x, b []float32) {
 	b = b[:len(x)]
-	if s.whi < s.wlo || s.full.Load() {
+	if !s.keeping() {
 		if c != nil {
 			count(c, x, b)
 		}
@@ -261,6 +281,17 @@ func (s *selector) keepWindow(c *[1 << 16]uint32, off int64, x, b []float32) {
 			}
 		}
 	}
+	s.keep(cand)
+	*cp = cand
+	candPool.Put(cp)
+}
+
+// keeping reports whether the first pass keeps a window's elements.
+func (s *selector) keeping() bool { return s.wlo <= s.whi && !s.full.Load() }
+
+// keep adds a chunk's elements in the window to win, or drops win when they would pass
+// the budget.
+func (s *selector) keep(cand []uint64) {
 	s.mu.Lock()
 	if s.win != nil {
 		if int64(len(s.win)+len(cand)) > s.maxCand {
@@ -271,8 +302,61 @@ func (s *selector) keepWindow(c *[1 << 16]uint32, off int64, x, b []float32) {
 		}
 	}
 	s.mu.Unlock()
-	*cp = cand
+}
+
+// keepWindowBF16 is keepWindow, counting too, for BF16 bytes.
+func (s *selector) keepWindowBF16(c *[1 << 16]uint32, off int64, x, b []byte) {
+	if !s.keeping() {
+		countBF16(c, x, b)
+		return
+	}
+	cp := candPool.Get().(*[]uint64)
+	*cp = countWindowBF16(c, (*cp)[:0], off, x, b, s.wlo, s.whi-s.wlo)
+	s.keep(*cp)
 	candPool.Put(cp)
+}
+
+// bf16At returns the i-th of the little-endian BF16 values in p as a float32.
+func bf16At(p []byte, i int) float32 {
+	return math.Float32frombits(uint32(p[2*i])<<16 | uint32(p[2*i+1])<<24)
+}
+
+// countBF16 is count for BF16 bytes.
+func countBF16(c *[1 << 16]uint32, x, b []byte) {
+	if useAVX2 {
+		countWindowAVX2BF16(c, nil, 0, x, b, 1<<16, 0) // a window of no bucket
+		return
+	}
+	countBF16Go(c, x, b)
+}
+
+func countBF16Go(c *[1 << 16]uint32, x, b []byte) {
+	n := len(x) / 2
+	b = b[:2*n]
+	for i := range n {
+		c[magKey(bf16At(x, i)-bf16At(b, i))>>16]++
+	}
+}
+
+// countWindowBF16 is countWindow for BF16 bytes.
+func countWindowBF16(c *[1 << 16]uint32, cand []uint64, off int64, x, b []byte, lo, width uint32) []uint64 {
+	if useAVX2 {
+		return countWindowAVX2BF16(c, cand, off, x, b, lo, width)
+	}
+	return countWindowBF16Go(c, cand, off, x, b, lo, width)
+}
+
+func countWindowBF16Go(c *[1 << 16]uint32, cand []uint64, off int64, x, b []byte, lo, width uint32) []uint64 {
+	n := len(x) / 2
+	b = b[:2*n]
+	for i := range n {
+		k := magKey(bf16At(x, i) - bf16At(b, i))
+		c[k>>16]++
+		if k>>16-lo <= width {
+			cand = append(cand, uint64(off+int64(i))<<32|uint64(k))
+		}
+	}
+	return cand
 }
 
 // count adds each element's bucket to c.

@@ -2,7 +2,10 @@
 
 package merge
 
-import "simd/archsimd"
+import (
+	"simd/archsimd"
+	"unsafe"
+)
 
 // The two-model loops (four float64 lanes at a time), DARE's draws, the top-k mask and the
 // selection's histogram pass in AVX2: the same operations in the same order as the
@@ -171,22 +174,44 @@ func countWindowAVX2(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float3
 	i := 0
 	for ; i+len(key) <= n; i += len(key) {
 		keysAVX2(&key, &out, x[i:i+len(key)], b[i:i+len(key)], lo, width)
-		for _, k := range key {
-			c[k>>16]++
+		cand = countBlock(c, cand, off+int64(i), &key, &out)
+	}
+	return countWindowGo(c, cand, off+int64(i), x[i:], b[i:], lo, width)
+}
+
+// countWindowAVX2BF16 is countWindowAVX2 for BF16 bytes.
+func countWindowAVX2BF16(c *[1 << 16]uint32, cand []uint64, off int64, x, b []byte, lo, width uint32) []uint64 {
+	n := len(x) / 2
+	xs, bs := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(x))), n), unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), n)
+	var key [512]uint32
+	var out [len(key) / 8]uint8
+	i := 0
+	for ; i+len(key) <= n; i += len(key) {
+		keysBF16AVX2(&key, &out, xs[i:i+len(key)], bs[i:i+len(key)], lo, width)
+		cand = countBlock(c, cand, off+int64(i), &key, &out)
+	}
+	return countWindowBF16Go(c, cand, off+int64(i), x[2*i:], b[2*i:], lo, width)
+}
+
+// countBlock counts a block's keys in c and appends to cand the elements whose bit of out
+// is clear, the block starting at element off.
+func countBlock(c *[1 << 16]uint32, cand []uint64, off int64, key *[512]uint32, out *[64]uint8) []uint64 {
+	for _, k := range (*[len(key) / 2]uint64)(unsafe.Pointer(key)) { // two keys per load
+		c[uint32(k)>>16]++
+		c[k>>48]++
+	}
+	for g, o := range out {
+		if o == 0xff {
+			continue
 		}
-		for g, o := range out {
-			if o == 0xff {
-				continue
-			}
-			for l := range 8 {
-				if o&(1<<l) == 0 {
-					j := g*8 + l
-					cand = append(cand, uint64(off+int64(i+j))<<32|uint64(key[j&(len(key)-1)]))
-				}
+		for l := range 8 {
+			if o&(1<<l) == 0 {
+				j := g*8 + l
+				cand = append(cand, uint64(off+int64(j))<<32|uint64(key[j&(len(key)-1)]))
 			}
 		}
 	}
-	return countWindowGo(c, cand, off+int64(i), x[i:], b[i:], lo, width)
+	return cand
 }
 
 // keysAVX2 sets key[i] to the key of x[i]-b[i] and bit l of out[g] when element 8g+l's
@@ -202,6 +227,26 @@ func keysAVX2(key *[512]uint32, out *[64]uint8, x, b []float32, lo, width uint32
 	for g := range out {
 		i := 8 * g
 		k := archsimd.LoadFloat32x8((*[8]float32)(x[i:])).Sub(archsimd.LoadFloat32x8((*[8]float32)(b[i:]))).AsUint32x8().And(abs)
+		k.Store((*[8]uint32)(key[i:]))
+		out[g] = k.ShiftRight(sixteen).Sub(vlo).Xor(vtop).AsInt32x8().Greater(vw).ToBits()
+	}
+	archsimd.ClearAVXUpperBits()
+}
+
+// keysBF16AVX2 is keysAVX2 for BF16 values.
+func keysBF16AVX2(key *[512]uint32, out *[64]uint8, x, b []uint16, lo, width uint32) {
+	x, b = x[:len(key)], b[:len(key)]
+	const top = 1 << 31
+	abs := archsimd.BroadcastUint32x8(1<<31 - 1)
+	sixteen := archsimd.BroadcastUint32x8(16)
+	vlo := archsimd.BroadcastUint32x8(lo)
+	vw := archsimd.BroadcastInt32x8(int32(width ^ top))
+	vtop := archsimd.BroadcastUint32x8(top)
+	for g := range out {
+		i := 8 * g
+		xv := archsimd.LoadUint16x8((*[8]uint16)(x[i:])).ExtendToUint32().ShiftLeft(sixteen).AsFloat32x8()
+		bv := archsimd.LoadUint16x8((*[8]uint16)(b[i:])).ExtendToUint32().ShiftLeft(sixteen).AsFloat32x8()
+		k := xv.Sub(bv).AsUint32x8().And(abs)
 		k.Store((*[8]uint32)(key[i:]))
 		out[g] = k.ShiftRight(sixteen).Sub(vlo).Xor(vtop).AsInt32x8().Greater(vw).ToBits()
 	}

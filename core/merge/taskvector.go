@@ -281,6 +281,32 @@ func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 	}
 }
 
+// ObserveBF16 takes a selection pass's chunks once every selector still selecting is past
+// its first chunk (which fixes the window; the other stages are rare and take floats).
+func (k *tvKernel) ObserveBF16(pass int, off int64, in [][]byte) bool {
+	if k.phase != 0 || useWasmSIMD || len(in[0])/2 < smallChunk {
+		return false
+	}
+	for j := range k.w {
+		for _, s := range [][]*selector{k.top, k.bot} {
+			if k.selecting(j) && s != nil && !s[j].done() && !s[j].counting() {
+				return false
+			}
+		}
+	}
+	for j := range k.w {
+		if !k.selecting(j) {
+			continue
+		}
+		for _, s := range [][]*selector{k.top, k.bot} {
+			if s != nil && !s[j].done() {
+				s[j].observeBF16(off, in[j+1], in[0])
+			}
+		}
+	}
+	return true
+}
+
 // block is the number of elements Merge sparsifies per model before combining them; its
 // scratch lives on the stack.
 const block = 256
