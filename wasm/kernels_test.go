@@ -4,6 +4,7 @@ package main
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"testing"
 	"unsafe"
@@ -47,45 +48,91 @@ func TestKernels(t *testing.T) {
 		{"dare_ties", merge.Params{"normalize": false}, merge.Params{"weight": 1e-3, "density": 1.0}, merge.Params{"weight": 3.0, "density": 0.0}},
 		{"dare_ties", merge.Params{"rescale_norm": "l1"}, merge.Params{"weight": 0.6, "density": 0.3}, merge.Params{"weight": 0.4, "density": 0.9}},
 	}
+	// For the selection pass on BF16 bytes: the same inputs rounded to BF16, and ramps
+	// (magnitudes growing with the index, so that the selection depends on where each
+	// element was read from).
+	ramp0, ramp1 := make([]float32, n), make([]float32, n)
+	for i := range n {
+		ramp0[i], ramp1[i] = float32(i)*1e-4, -float32(n-i)*1e-4
+	}
+	inputs := []struct{ in [][]float32 }{
+		{[][]float32{b, x0, x1}},
+		{[][]float32{roundBF16(b), roundBF16(x0), roundBF16(x1)}},
+		{[][]float32{make([]float32, n), roundBF16(ramp0), roundBF16(ramp1)}},
+	}
 	// kernel makes the tensor's kernel and takes it through its statistics passes, with
-	// the SIMD kernels (k) or without (a zero k).
-	kernel := func(m merge.Method, t *merge.Tensor, k merge.WasmKernels) merge.Kernel {
+	// the SIMD kernels (k) or without (a zero k), on in; with raw, it offers the chunks
+	// as BF16 bytes first (merge.BF16Observer) and counts those taken.
+	bf16Taken := 0
+	kernel := func(m merge.Method, t *merge.Tensor, k merge.WasmKernels, in [][]float32, raw [][]byte) merge.Kernel {
 		merge.UseWasmKernels(k)
 		kn := m.New(t)
+		bo, _ := kn.(merge.BF16Observer)
 		for pass := 0; kn.NeedPass(pass); pass++ {
-			for off := 0; off < n; off += 1 << 13 {
-				end := min(n, off+1<<13)
-				kn.Observe(pass, int64(off), [][]float32{slices.Clone(b[off:end]), slices.Clone(x0[off:end]), slices.Clone(x1[off:end])})
+			for off, end := 0, 0; off < n; off = end {
+				end = min(n, off+1<<13)
+				if raw != nil && off > 0 {
+					end = min(n, off+2<<13) // two of the kernel's parts
+				}
+				if raw != nil && bo != nil && bo.ObserveBF16(pass, int64(off), [][]byte{raw[0][2*off : 2*end], raw[1][2*off : 2*end], raw[2][2*off : 2*end]}) {
+					bf16Taken++
+					continue
+				}
+				kn.Observe(pass, int64(off), [][]float32{slices.Clone(in[0][off:end]), slices.Clone(in[1][off:end]), slices.Clone(in[2][off:end])})
 			}
 		}
 		return kn
 	}
 	for _, c := range cases {
-		m, _ := merge.Lookup(c.method)
-		t0 := tensor(m, n, c.global, c.a0, c.a1)
-		kOff, k := kernel(m, t0, merge.WasmKernels{}), kernel(m, t0, on)
-		want, got := make([]float32, n), make([]float32, n)
-		for _, chunk := range []int{n, 1001, 8} {
-			for off := 0; off < n; off += chunk {
-				end := min(n, off+chunk)
-				in := [][]float32{b[off:end], x0[off:end], x1[off:end]}
-				merge.UseWasmKernels(merge.WasmKernels{})
-				kOff.Merge(want[off:end], int64(off), in)
-				merge.UseWasmKernels(on)
-				k.Merge(got[off:end], int64(off), in)
+		for v, input := range inputs {
+			m, _ := merge.Lookup(c.method)
+			t0 := tensor(m, n, c.global, c.a0, c.a1)
+			in := input.in
+			b, x0, x1 := in[0], in[1], in[2]
+			var raw [][]byte
+			if bf16 := v > 0; bf16 {
+				raw = [][]byte{encodeBF16(b), encodeBF16(x0), encodeBF16(x1)}
 			}
-			for i := range want {
-				if w, g := want[i], got[i]; math.Float32bits(w) != math.Float32bits(g) && !(w != w && g != g) {
-					t.Fatalf("%s %v %v %v, chunks of %d: element %d (base %g, models %g %g) is %g with the kernels, %g without",
-						c.method, c.global, c.a0, c.a1, chunk, i, b[i], x0[i], x1[i], g, w)
+			kOff, k := kernel(m, t0, merge.WasmKernels{}, in, nil), kernel(m, t0, on, in, raw)
+			want, got := make([]float32, n), make([]float32, n)
+			for _, chunk := range []int{n, 1001, 8} {
+				for off := 0; off < n; off += chunk {
+					end := min(n, off+chunk)
+					in := [][]float32{b[off:end], x0[off:end], x1[off:end]}
+					merge.UseWasmKernels(merge.WasmKernels{})
+					kOff.Merge(want[off:end], int64(off), in)
+					merge.UseWasmKernels(on)
+					k.Merge(got[off:end], int64(off), in)
+				}
+				for i := range want {
+					if w, g := want[i], got[i]; math.Float32bits(w) != math.Float32bits(g) && !(w != w && g != g) {
+						t.Fatalf("%s %v %v %v, inputs %d, chunks of %d: element %d (base %g, models %g %g) is %g with the kernels, %g without",
+							c.method, c.global, c.a0, c.a1, v, chunk, i, b[i], x0[i], x1[i], g, w)
+					}
 				}
 			}
-		}
-		whole := [][]float32{b, x0, x1}
-		if a := testing.AllocsPerRun(5, func() { k.Merge(got, 0, whole) }); a != 0 {
-			t.Errorf("%s: Merge with the kernels allocates %v times", c.method, a)
+			whole := [][]float32{b, x0, x1}
+			if a := testing.AllocsPerRun(5, func() { k.Merge(got, 0, whole) }); a != 0 {
+				t.Errorf("%s: Merge with the kernels allocates %v times", c.method, a)
+			}
 		}
 	}
+	if bf16Taken == 0 {
+		t.Error("no chunk took the selection pass on BF16 bytes")
+	}
+}
+
+// roundBF16 returns x rounded to BF16.
+func roundBF16(x []float32) []float32 {
+	r := make([]float32, len(x))
+	dtype.Decode(r, encodeBF16(x), dtype.BF16)
+	return r
+}
+
+func encodeBF16(x []float32) []byte {
+	b := make([]byte, 2*len(x))
+	dtype.Encode(b, x, dtype.BF16)
+	return b
 }
 
 // TestDTypeKernels checks the BF16 conversions with the kernels against the portable
@@ -156,40 +203,61 @@ var (
 // window elements (index and key, in index order) against the loop it replaces, written
 // out here: windows of no bucket, one, several and all, around common buckets and the
 // ±2^-7 ties of vectest.Deltas, at lengths that leave every tail of its 512-element blocks
-// and four-element groups, and at offsets past 2^32.
+// and four-element groups, at offsets past 2^32, on float32 inputs and on BF16 ones
+// (the same values rounded, and raw bit patterns: NaN payloads, infinities, subnormals).
 func TestCountWindowKernel(t *testing.T) {
 	if kernelsLoaded() == 0 {
 		t.Fatal("no kernels: run under tools/go_js_wasm_exec (make test-wasm)")
 	}
 	const n = 1 << 12
 	b, x, _ := vectest.Deltas(n, 9)
-	key := func(i int) uint32 { return math.Float32bits(x[i]-b[i]) &^ (1 << 31) }
-	common, tie := key(0)>>16, math.Float32bits(1.0/128)>>16
+	b16, x16 := make([]byte, 2*n), make([]byte, 2*n)
+	dtype.Encode(b16, b, dtype.BF16)
+	dtype.Encode(x16, x, dtype.BF16)
+	for i := 0; i < n; i += 13 {
+		x16[2*i], x16[2*i+1] = byte(i*7), byte(i*5) // any bit pattern
+	}
+	bd, xd := make([]float32, n), make([]float32, n)
+	dtype.Decode(bd, b16, dtype.BF16)
+	dtype.Decode(xd, x16, dtype.BF16)
 	ptr := func(p unsafe.Pointer) uint64 { return uint64(uintptr(p)) }
 	keys, p := &countWindowKeys, &countWindowParams
 	out := make([]uint64, n)
-	for _, w := range [][2]uint32{{1 << 16, 0}, {common, 0}, {common - 30, 60}, {tie, 0}, {tie - 1, 1}, {0, 0xffff}} {
-		for _, l := range []int{0, 1, 3, 4, 5, 511, 512, 513, 516, 1027, n} {
-			off := int64(l) << 24
-			want, got := new([1 << 16]uint32), new([1 << 16]uint32)
-			var wantOut []uint64
-			for i := range l {
-				k := key(i)
-				want[k>>16]++
-				if k>>16-w[0] <= w[1] {
-					wantOut = append(wantOut, uint64(off+int64(i))<<32|uint64(k))
+	for _, in := range []struct {
+		x, b   []float32 // the values the kernel sees
+		xa, ba uint64
+		bf16   uint64
+	}{
+		{x, b, ptr(unsafe.Pointer(&x[0])), ptr(unsafe.Pointer(&b[0])), 0},
+		{xd, bd, ptr(unsafe.Pointer(&x16[0])), ptr(unsafe.Pointer(&b16[0])), 1},
+	} {
+		key := func(i int) uint32 { return math.Float32bits(in.x[i]-in.b[i]) &^ (1 << 31) }
+		common, tie := key(0)>>16, math.Float32bits(1.0/128)>>16
+		for _, w := range [][2]uint32{{1 << 16, 0}, {common, 0}, {common - 30, 60}, {tie, 0}, {tie - 1, 1}, {0, 0xffff}} {
+			for _, l := range []int{0, 1, 3, 4, 5, 511, 512, 513, 516, 1027, n} {
+				off := int64(l) << 24
+				want, got := new([1 << 16]uint32), new([1 << 16]uint32)
+				var wantOut []uint64
+				for i := range l {
+					k := key(i)
+					want[k>>16]++
+					if k>>16-w[0] <= w[1] {
+						wantOut = append(wantOut, uint64(off+int64(i))<<32|uint64(k))
+					}
+				}
+				*p = [16]uint64{ptr(unsafe.Pointer(got)), in.xa, in.ba, uint64(l),
+					uint64(w[0]), uint64(w[1]), ptr(unsafe.Pointer(&out[0])), uint64(off), ptr(unsafe.Pointer(keys)), in.bf16}
+				m := kernelCountWindow(uint32(uintptr(unsafe.Pointer(p))))
+				if *want != *got {
+					t.Fatalf("bf16 %d, window %#x+%d, n=%d: counts differ", in.bf16, w[0], w[1], l)
+				}
+				if !slices.Equal(wantOut, out[:m]) {
+					t.Fatalf("bf16 %d, window %#x+%d, n=%d: window elements %x, want %x", in.bf16, w[0], w[1], l, out[:m], wantOut)
 				}
 			}
-			*p = [16]uint64{ptr(unsafe.Pointer(got)), ptr(unsafe.Pointer(&x[0])), ptr(unsafe.Pointer(&b[0])), uint64(l),
-				uint64(w[0]), uint64(w[1]), ptr(unsafe.Pointer(&out[0])), uint64(off), ptr(unsafe.Pointer(keys))}
-			m := kernelCountWindow(uint32(uintptr(unsafe.Pointer(p))))
-			if *want != *got {
-				t.Fatalf("window %#x+%d, n=%d: counts differ", w[0], w[1], l)
-			}
-			if !slices.Equal(wantOut, out[:m]) {
-				t.Fatalf("window %#x+%d, n=%d: window elements %x, want %x", w[0], w[1], l, out[:m], wantOut)
-			}
 		}
+		runtime.KeepAlive(x16)
+		runtime.KeepAlive(b16)
 	}
 }
 

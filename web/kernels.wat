@@ -213,8 +213,8 @@
   ;; element's key k = |x[i] - b[i]| (float32 bits, sign cleared) it adds 1 to the uint32
   ;; c[k >> 16] and, when the bucket k >> 16 is in the window [lo, lo+width], appends
   ;; (off+i) << 32 | k to out. Returns how many it appended. Parameter block: 0 c, 8 x,
-  ;; 16 b (float32s), 24 n, 32 lo, 40 width, 48 out (uint64s, room for n), 56 off,
-  ;; 64 keys (scratch for 512 uint32s).
+  ;; 16 b (float32s, or BF16s when bf16 is 1), 24 n, 32 lo, 40 width, 48 out (uint64s,
+  ;; room for n), 56 off, 64 keys (scratch for 512 uint32s), 72 bf16.
   ;; In blocks of 512 elements: keys and window tests four at a time, the buckets stored
   ;; in keys, then the counts from there (incrementing as the keys are computed is several
   ;; times slower: each increment waits on the vector arithmetic for its address).
@@ -222,7 +222,7 @@
     (local $c i32) (local $x i32) (local $b i32) (local $n i32) (local $lo i32) (local $width i32)
     (local $out i32) (local $off i64) (local $i i32) (local $k i32) (local $h i32) (local $cnt i32)
     (local $at i32) (local $k4 v128) (local $h4 v128) (local $in i32) (local $keys i32)
-    (local $blk i32) (local $e i32) (local $j i32)
+    (local $blk i32) (local $e i32) (local $j i32) (local $bf16 i32) (local $kk i64)
     (local.set $c (i32.load (local.get $p)))
     (local.set $x (i32.load offset=8 (local.get $p)))
     (local.set $b (i32.load offset=16 (local.get $p)))
@@ -232,6 +232,7 @@
     (local.set $out (i32.load offset=48 (local.get $p)))
     (local.set $off (i64.load offset=56 (local.get $p)))
     (local.set $keys (i32.load offset=64 (local.get $p)))
+    (local.set $bf16 (i32.load offset=72 (local.get $p)))
     (block $blocksDone
       (loop $blocks
         (local.set $e (i32.add (local.get $blk) (i32.const 512)))
@@ -242,10 +243,14 @@
         (block $done4
           (loop $next4
             (br_if $done4 (i32.ge_u (local.get $i) (local.get $e)))
-            (local.set $k4 (v128.and (f32x4.sub
-              (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
-              (v128.load (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 2)))))
-              (i32x4.splat (i32.const 0x7fffffff))))
+            (if (local.get $bf16)
+              (then (local.set $k4 (f32x4.sub
+                (i32x4.shl (v128.load16x4_u (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 1)))) (i32.const 16))
+                (i32x4.shl (v128.load16x4_u (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 1)))) (i32.const 16)))))
+              (else (local.set $k4 (f32x4.sub
+                (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
+                (v128.load (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 2))))))))
+            (local.set $k4 (v128.and (local.get $k4) (i32x4.splat (i32.const 0x7fffffff))))
             (local.set $h4 (i32x4.shr_u (local.get $k4) (i32.const 16)))
             (v128.store (i32.add (local.get $keys) (i32.shl (i32.sub (local.get $i) (local.get $blk)) (i32.const 2)))
               (local.get $h4))
@@ -273,12 +278,17 @@
             (br $next4)))
         (local.set $j (local.get $keys))
         (local.set $e (i32.add (local.get $keys) (i32.shl (i32.sub (local.get $e) (local.get $blk)) (i32.const 2))))
+        ;; two buckets per load (a block holds a multiple of four)
         (block $countsDone
           (loop $counts
             (br_if $countsDone (i32.ge_u (local.get $j) (local.get $e)))
-            (local.set $at (i32.add (local.get $c) (i32.shl (i32.load (local.get $j)) (i32.const 2))))
+            (local.set $kk (i64.load (local.get $j)))
+            (local.set $at (i32.add (local.get $c) (i32.shl (i32.wrap_i64 (local.get $kk)) (i32.const 2))))
             (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
-            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (local.set $at (i32.add (local.get $c)
+              (i32.shl (i32.wrap_i64 (i64.shr_u (local.get $kk) (i64.const 32))) (i32.const 2))))
+            (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+            (local.set $j (i32.add (local.get $j) (i32.const 8)))
             (br $counts)))
         (local.set $blk (local.get $i))
         (br $blocks)))
@@ -286,10 +296,14 @@
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-        (local.set $k (i32.and (i32.reinterpret_f32 (f32.sub
-          (f32.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
-          (f32.load (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 2))))))
-          (i32.const 0x7fffffff)))
+        (if (local.get $bf16)
+          (then (local.set $k (i32.reinterpret_f32 (f32.sub
+            (f32.reinterpret_i32 (i32.shl (i32.load16_u (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 1)))) (i32.const 16)))
+            (f32.reinterpret_i32 (i32.shl (i32.load16_u (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 1)))) (i32.const 16)))))))
+          (else (local.set $k (i32.reinterpret_f32 (f32.sub
+            (f32.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2))))
+            (f32.load (i32.add (local.get $b) (i32.shl (local.get $i) (i32.const 2)))))))))
+        (local.set $k (i32.and (local.get $k) (i32.const 0x7fffffff)))
         (local.set $h (i32.shr_u (local.get $k) (i32.const 16)))
         (local.set $at (i32.add (local.get $c) (i32.shl (local.get $h) (i32.const 2))))
         (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))

@@ -323,11 +323,14 @@ func bf16At(p []byte, i int) float32 {
 
 // countBF16 is count for BF16 bytes.
 func countBF16(c *[1 << 16]uint32, x, b []byte) {
-	if useAVX2 {
-		countWindowAVX2BF16(c, nil, 0, x, b, 1<<16, 0) // a window of no bucket
-		return
+	switch {
+	case useWasmSIMD:
+		countWindowWasmBF16(c, nil, 0, x, b, 1<<16, 0) // a window of no bucket
+	case useAVX2:
+		countWindowAVX2BF16(c, nil, 0, x, b, 1<<16, 0)
+	default:
+		countBF16Go(c, x, b)
 	}
-	countBF16Go(c, x, b)
 }
 
 func countBF16Go(c *[1 << 16]uint32, x, b []byte) {
@@ -340,7 +343,10 @@ func countBF16Go(c *[1 << 16]uint32, x, b []byte) {
 
 // countWindowBF16 is countWindow for BF16 bytes.
 func countWindowBF16(c *[1 << 16]uint32, cand []uint64, off int64, x, b []byte, lo, width uint32) []uint64 {
-	if useAVX2 {
+	switch {
+	case useWasmSIMD:
+		return countWindowWasmBF16(c, cand, off, x, b, lo, width)
+	case useAVX2:
 		return countWindowAVX2BF16(c, cand, off, x, b, lo, width)
 	}
 	return countWindowBF16Go(c, cand, off, x, b, lo, width)

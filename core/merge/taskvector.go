@@ -284,7 +284,7 @@ func (k *tvKernel) Observe(pass int, off int64, in [][]float32) {
 // ObserveBF16 takes a selection pass's chunks once every selector still selecting is past
 // its first chunk (which fixes the window; the other stages are rare and take floats).
 func (k *tvKernel) ObserveBF16(pass int, off int64, in [][]byte) bool {
-	if k.phase != 0 || useWasmSIMD || len(in[0])/2 < smallChunk {
+	if k.phase != 0 || len(in[0])/2 < smallChunk {
 		return false
 	}
 	for j := range k.w {

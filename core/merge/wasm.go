@@ -144,23 +144,42 @@ func (k *tvKernel) keepWasm(sc *wasmScratch, m []uint64, j int, off int64, x, b 
 	k.keep(m, j, off, x, b, nil)
 }
 
-// countWindowWasm is keepWindow's counting loop (window [lo, lo+width]) by the kernel, in
-// parts that fit the scratch it writes the window's elements to.
+// countWindowWasm is keepWindow's counting loop (window [lo, lo+width]) by the kernel.
 func countWindowWasm(c *[1 << 16]uint32, cand []uint64, off int64, x, b []float32, lo, width uint32) []uint64 {
+	cand = countWindowKernel(c, cand, off, addr(x), addr(b), len(x), false, lo, width)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(b)
+	return cand
+}
+
+// countWindowWasmBF16 is countWindowWasm for BF16 bytes.
+func countWindowWasmBF16(c *[1 << 16]uint32, cand []uint64, off int64, x, b []byte, lo, width uint32) []uint64 {
+	cand = countWindowKernel(c, cand, off, addr(x), addr(b), len(x)/2, true, lo, width)
+	runtime.KeepAlive(x)
+	runtime.KeepAlive(b)
+	return cand
+}
+
+// countWindowKernel runs the kernel on n elements (float32s, or BF16s with bf16) at
+// addresses x and b, in parts that fit the scratch it writes the window's elements to.
+func countWindowKernel(c *[1 << 16]uint32, cand []uint64, off int64, x, b uint64, n int, bf16 bool, lo, width uint32) []uint64 {
+	size, flag := 4, uint64(0)
+	if bf16 {
+		size, flag = 2, 1
+	}
 	sc := wasmScratchPool.Get().(*wasmScratch)
 	defer wasmScratchPool.Put(sc)
 	if cap(sc.masks) < 1<<13 {
 		sc.masks = make([]uint64, 1<<13)
 	}
-	out, p := sc.masks[:cap(sc.masks)], &sc.params
-	for i := 0; i < len(x); i += len(out) {
-		e := min(len(x), i+len(out))
-		p[0], p[1], p[2], p[3] = addr(c[:]), addr(x[i:]), addr(b[i:]), uint64(e-i)
+	out, p := sc.masks[:1<<13], &sc.params
+	for i := 0; i < n; i += len(out) {
+		e := min(n, i+len(out))
+		p[0], p[1], p[2], p[3] = addr(c[:]), x+uint64(i*size), b+uint64(i*size), uint64(e-i)
 		p[4], p[5], p[6], p[7], p[8] = uint64(lo), uint64(width), addr(out), uint64(off+int64(i)), addr(sc.keys[:])
+		p[9] = flag
 		cand = append(cand, out[:wasmK.CountWindow(uint32(uintptr(unsafe.Pointer(p))))]...)
 	}
 	runtime.KeepAlive(c)
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(b)
 	return cand
 }
