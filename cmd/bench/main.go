@@ -248,8 +248,10 @@ func floor(cfgPath, out string, sync bool) error {
 	}
 	defer f.Close()
 	var w io.Writer = f
+	var wb *writeback.Writer
 	if sync {
-		w = writeback.New(f) // as the merge writes its output
+		wb = writeback.New(f) // as the merge writes its output
+		w = wb
 	}
 	const chunk = 1 << 20
 	buf := make([]byte, chunk*8)
@@ -274,10 +276,11 @@ func floor(cfgPath, out string, sync bool) error {
 			}
 		}
 	}
-	if sync {
-		if err := f.Sync(); err != nil {
+	if wb != nil {
+		if err := wb.Sync(); err != nil {
 			return err
 		}
+		return wb.Close()
 	}
 	return f.Close()
 }

@@ -2,6 +2,7 @@ package writeback
 
 import (
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -10,4 +11,22 @@ import (
 // error: the later fsync writes them and reports what goes wrong.
 func start(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
+// openDirect opens f's file again for writing with O_DIRECT, or returns nil when that is
+// refused.
+func openDirect(f *os.File) *os.File {
+	df, err := os.OpenFile(f.Name(), os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil
+	}
+	return df
+}
+
+// errInvalid is the error of a direct write the file system does not take.
+var errInvalid error = unix.EINVAL
+
+// alignOf returns how many bytes into b the first multiple of 4096 is.
+func alignOf(b []byte) int {
+	return int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & 4095)
 }

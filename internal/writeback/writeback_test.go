@@ -4,55 +4,93 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
-// TestWriter writes a little more than three writeback steps in uneven pieces and reads
-// the file back: starting writeback must not change what the file holds.
+// TestWriter writes files of several sizes in uneven pieces, through O_DIRECT (New, which
+// must take it on Linux: the test's temporary folder is on a disk file system), through
+// O_DIRECT from a misaligned buffer (refused with EINVAL: those blocks go through the page
+// cache) and through the page cache, and reads them back: no way may change what a file
+// holds.
 func TestWriter(t *testing.T) {
-	name := filepath.Join(t.TempDir(), "out")
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := New(f)
-	want := make([]byte, 3*Every+12345)
-	for i := range want {
-		want[i] = byte(i * 7 / 3)
-	}
-	for p := want; len(p) > 0; {
-		n := min(len(p), 5<<20+17)
-		if k, err := w.Write(p[:n]); k != n || err != nil {
-			t.Fatalf("Write = %d, %v; want %d, nil", k, err, n)
+	for _, size := range []int{0, 100, block, 2*block + 3*4096 + 123, 3*Every + 12345} {
+		for _, mode := range []string{"direct", "misaligned", "cache"} {
+			viaCache := mode == "cache"
+			name := filepath.Join(t.TempDir(), "out")
+			f, err := os.Create(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := New(f)
+			if viaCache {
+				if w.d != nil {
+					w.d.f.Close()
+				}
+				w = &Writer{f: f}
+			} else if runtime.GOOS == "linux" && w.d == nil {
+				t.Fatalf("New did not open %s with O_DIRECT", name)
+			}
+			if mode == "misaligned" && w.d != nil {
+				w.d.buf[1] = aligned(block + 1)[1:]
+			}
+			want := make([]byte, size)
+			for i := range want {
+				want[i] = byte(i * 7 / 3)
+			}
+			for p := want; len(p) > 0; {
+				n := min(len(p), 5<<20+17)
+				if k, err := w.Write(p[:n]); k != n || err != nil {
+					t.Fatalf("Write = %d, %v; want %d, nil", k, err, n)
+				}
+				p = p[n:]
+			}
+			if viaCache && (w.off != int64(size) || w.off-w.started >= Every) {
+				t.Errorf("after %d bytes written, writeback started for only %d", w.off, w.started)
+			}
+			if err := w.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("size %d, %s: file holds %d bytes, not the %d written", size, mode, len(got), len(want))
+			}
 		}
-		p = p[n:]
-	}
-	if w.off != int64(len(want)) || w.off-w.started >= Every {
-		t.Errorf("after %d bytes written, writeback started for only %d", w.off, w.started)
-	}
-	if err := w.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("file holds %d bytes, not the %d written", len(got), len(want))
 	}
 }
 
-// TestWriterError: a write to a closed file fails as the file's own Write does.
+// TestWriterError: a write that fails, at once or in the background, fails Write or
+// Sync, as the file's own Write would.
 func TestWriterError(t *testing.T) {
+	// The file closed before New.
 	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	if _, err := New(f).Write([]byte("x")); err == nil {
-		t.Error("Write to a closed file succeeded")
+	w := New(f)
+	if _, err := w.Write([]byte("x")); err == nil && w.Sync() == nil {
+		t.Error("Write and Sync to a closed file succeeded")
+	}
+	// The direct descriptor failing under a write in flight.
+	if runtime.GOOS != "linux" {
+		return
+	}
+	f, err = os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w = New(f)
+	w.d.f.Close()
+	data := make([]byte, 3*block)
+	if _, err := w.Write(data); err == nil && w.Sync() == nil {
+		t.Error("a failed direct write went unreported")
 	}
 }
