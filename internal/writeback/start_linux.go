@@ -2,7 +2,6 @@ package writeback
 
 import (
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +25,15 @@ func openDirect(f *os.File) *os.File {
 // errInvalid is the error of a direct write the file system does not take.
 var errInvalid error = unix.EINVAL
 
-// alignOf returns how many bytes into b the first multiple of 4096 is.
-func alignOf(b []byte) int {
-	return int(-uintptr(unsafe.Pointer(unsafe.SliceData(b))) & 4095)
+// alloc returns n bytes of memory outside the Go heap (so that the buffers do not raise
+// the garbage collector's target), at a page boundary, as O_DIRECT needs; nil if the
+// system refuses them.
+func alloc(n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil
+	}
+	return b
 }
+
+func free(b []byte) { unix.Munmap(b) }

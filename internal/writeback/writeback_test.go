@@ -25,14 +25,15 @@ func TestWriter(t *testing.T) {
 			w := New(f)
 			if viaCache {
 				if w.d != nil {
-					w.d.f.Close()
+					w.d.close()
 				}
 				w = &Writer{f: f}
 			} else if runtime.GOOS == "linux" && w.d == nil {
 				t.Fatalf("New did not open %s with O_DIRECT", name)
 			}
+			var orig []byte
 			if mode == "misaligned" && w.d != nil {
-				w.d.buf[1] = aligned(block + 1)[1:]
+				orig, w.d.buf[1] = w.d.buf[1], make([]byte, block+1)[1:]
 			}
 			want := make([]byte, size)
 			for i := range want {
@@ -50,6 +51,9 @@ func TestWriter(t *testing.T) {
 			}
 			if err := w.Sync(); err != nil {
 				t.Fatal(err)
+			}
+			if orig != nil {
+				w.d.buf[1] = orig // Close frees it
 			}
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
