@@ -233,7 +233,9 @@ func keysAVX2(key *[512]uint32, out *[64]uint8, x, b []float32, lo, width uint32
 	archsimd.ClearAVXUpperBits()
 }
 
-// keysBF16AVX2 is keysAVX2 for BF16 values.
+// keysBF16AVX2 is keysAVX2 for BF16 values. (The two share no helper: a struct of the
+// constants passed to one was kept on the stack and copied there with legacy SSE moves,
+// the trap the file's header describes.)
 func keysBF16AVX2(key *[512]uint32, out *[64]uint8, x, b []uint16, lo, width uint32) {
 	x, b = x[:len(key)], b[:len(key)]
 	const top = 1 << 31
