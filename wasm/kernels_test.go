@@ -55,10 +55,10 @@ func TestKernels(t *testing.T) {
 	for i := range n {
 		ramp0[i], ramp1[i] = float32(i)*1e-4, -float32(n-i)*1e-4
 	}
-	inputs := []struct{ in [][]float32 }{
-		{[][]float32{b, x0, x1}},
-		{[][]float32{roundBF16(b), roundBF16(x0), roundBF16(x1)}},
-		{[][]float32{make([]float32, n), roundBF16(ramp0), roundBF16(ramp1)}},
+	inputs := [][][]float32{
+		{b, x0, x1},
+		{roundBF16(b), roundBF16(x0), roundBF16(x1)},
+		{make([]float32, n), roundBF16(ramp0), roundBF16(ramp1)},
 	}
 	// kernel makes the tensor's kernel and takes it through its statistics passes, with
 	// the SIMD kernels (k) or without (a zero k), on in; with raw, it offers the chunks
@@ -84,10 +84,9 @@ func TestKernels(t *testing.T) {
 		return kn
 	}
 	for _, c := range cases {
-		for v, input := range inputs {
+		for v, in := range inputs {
 			m, _ := merge.Lookup(c.method)
 			t0 := tensor(m, n, c.global, c.a0, c.a1)
-			in := input.in
 			b, x0, x1 := in[0], in[1], in[2]
 			var raw [][]byte
 			if bf16 := v > 0; bf16 {
@@ -211,9 +210,7 @@ func TestCountWindowKernel(t *testing.T) {
 	}
 	const n = 1 << 12
 	b, x, _ := vectest.Deltas(n, 9)
-	b16, x16 := make([]byte, 2*n), make([]byte, 2*n)
-	dtype.Encode(b16, b, dtype.BF16)
-	dtype.Encode(x16, x, dtype.BF16)
+	b16, x16 := encodeBF16(b), encodeBF16(x)
 	for i := 0; i < n; i += 13 {
 		x16[2*i], x16[2*i+1] = byte(i*7), byte(i*5) // any bit pattern
 	}

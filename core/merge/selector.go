@@ -321,24 +321,9 @@ func bf16At(p []byte, i int) float32 {
 	return math.Float32frombits(uint32(p[2*i])<<16 | uint32(p[2*i+1])<<24)
 }
 
-// countBF16 is count for BF16 bytes.
+// countBF16 is count for BF16 bytes: countWindowBF16 with a window of no bucket.
 func countBF16(c *[1 << 16]uint32, x, b []byte) {
-	switch {
-	case useWasmSIMD:
-		countWindowWasmBF16(c, nil, 0, x, b, 1<<16, 0) // a window of no bucket
-	case useAVX2:
-		countWindowAVX2BF16(c, nil, 0, x, b, 1<<16, 0)
-	default:
-		countBF16Go(c, x, b)
-	}
-}
-
-func countBF16Go(c *[1 << 16]uint32, x, b []byte) {
-	n := len(x) / 2
-	b = b[:2*n]
-	for i := range n {
-		c[magKey(bf16At(x, i)-bf16At(b, i))>>16]++
-	}
+	countWindowBF16(c, nil, 0, x, b, 1<<16, 0)
 }
 
 // countWindowBF16 is countWindow for BF16 bytes.
