@@ -33,11 +33,12 @@ globalThis.__freelunchPost = (json) => {
 // live here, outside the WebAssembly memory, KEEP per file, the least recently used
 // dropped first. Smaller reads (headers, side files) go straight to the file.
 //
-// The windows are read by a helper Worker (reader.js) when one starts, so the file reader
-// works on another thread while Go computes: using a window asks for the one after it.
-// A read whose window has not arrived returns -1 and calls wake when it has; Go waits
-// (the JS event loop runs meanwhile) and asks again. Without the helper, windows are read
-// here, synchronously, larger and fewer.
+// The windows are read by helper Workers (reader.js, one per file in turn) when they
+// start, so the file reader works on other threads while Go computes: using a window asks
+// for the one after it, and a dropped window's buffer goes back to its helper to be read
+// into again (reader.js says why both matter). A read whose window has not arrived
+// returns -1 and calls wake when it has; Go waits (the JS event loop runs meanwhile) and
+// asks again. Without the helpers, windows are read here, synchronously, larger and fewer.
 const SMALL = 64 << 10;
 const reader = typeof FileReaderSync === 'function' ? new FileReaderSync() : null;
 const windows = new WeakMap(); // File → [{off, n, bytes, error, waiters, used}]
@@ -45,6 +46,7 @@ let helper; // the first helper, or null when there are none
 let helpers = [];
 const READERS = 3; // helper Workers: a merge's base and two models read at once
 const helperOf = new WeakMap(); // File → its helper
+const keyOf = new WeakMap(); // File → the number that names it to its helper
 let nextHelper = 0;
 let windowSize = 16 << 20;
 let keep = 2;
@@ -70,7 +72,7 @@ function startHelper() {
     if (!w) return;
     requests.delete(data.id);
     if (data.error) w.error = data.error;
-    else w.bytes = new Uint8Array(data.buf);
+    else w.bytes = new Uint8Array(data.buf, 0, data.n);
     for (const wake of w.waiters.splice(0)) wake();
   };
   // A helper that fails (it could not load): the windows are read here instead.
@@ -95,8 +97,16 @@ function startHelper() {
 // helpers in the order they are first read, so that the inputs are read in parallel.
 function helperFor(file) {
   let h = helperOf.get(file);
-  if (!h) helperOf.set(file, (h = helpers[nextHelper++ % helpers.length]));
+  if (!h) {
+    helperOf.set(file, (h = helpers[nextHelper % helpers.length]));
+    keyOf.set(file, nextHelper++);
+  }
   return h;
+}
+
+// drop gives a window's buffer back to the helper that read it, to read into again.
+function drop(file, w) {
+  if (helper && w.bytes) helperFor(file).postMessage({ recycle: w.bytes.buffer }, [w.bytes.buffer]);
 }
 
 function readRange(file, off, end) {
@@ -112,7 +122,7 @@ function fetchWindow(file, wins, at, size) {
   if (helper) {
     const id = nextRequest++;
     requests.set(id, w);
-    helperFor(file).postMessage({ id, file, off: at, end: at + w.n });
+    helperFor(file).postMessage({ id, key: keyOf.get(file), file, off: at, end: at + w.n });
   } else {
     w.bytes = readRange(file, at, at + w.n);
   }
@@ -123,7 +133,7 @@ function fetchWindow(file, wins, at, size) {
       if (wins[i].bytes && wins[i] !== w && (old < 0 || wins[i].used < wins[old].used)) old = i;
     }
     if (old < 0) break;
-    wins.splice(old, 1);
+    drop(file, wins.splice(old, 1)[0]);
   }
   return w;
 }
@@ -171,6 +181,7 @@ globalThis.__freelunchRead = (file, off, end, ptr, wake) => {
 };
 
 globalThis.__freelunchRelease = (file) => {
+  for (const w of windows.get(file) || []) drop(file, w);
   windows.delete(file);
 };
 
