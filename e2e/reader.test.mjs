@@ -16,6 +16,7 @@ let server, browser, page, dir;
 before(async () => {
   dir = tempDir('reader');
   SIZES.forEach((n, i) => writeFileSync(path.join(dir, `f${i}.bin`), randomBytes(n)));
+  writeFileSync(path.join(dir, 'changed.bin'), randomBytes(100_000)); // file SIZES.length
   server = await startServer();
   browser = await launch();
   page = browser.ctx.pages()[0] || (await browser.ctx.newPage());
@@ -39,7 +40,7 @@ before(async () => {
     input.id = 'reader-files';
     document.body.append(input);
   });
-  await page.setInputFiles('#reader-files', SIZES.map((_, i) => path.join(dir, `f${i}.bin`)));
+  await page.setInputFiles('#reader-files', [...SIZES.map((_, i) => path.join(dir, `f${i}.bin`)), path.join(dir, 'changed.bin')]);
 });
 
 after(async () => {
@@ -126,5 +127,15 @@ for (const noBYOB of [false, true]) {
       assert.match(out[1].error ?? '', new RegExp(`got 10 bytes at ${n - 10}, want 20`));
       assert.deepEqual(out.slice(2), [{ id: 2, ok: true }, { id: 3, ok: true }]);
     });
+
+    // wasm/blob.go turns a NotReadableError into "… changed on disk after it was added";
+    // a stream says only "network error", so reader.js asks FileReaderSync why.
+    test('a file changed on disk after it was picked: NotReadableError', async () => {
+      const key = SIZES.length;
+      writeFileSync(path.join(dir, 'changed.bin'), randomBytes(100_000));
+      const { out } = await run([[key, 0, 70_000], [key, 70_000, 100_000]], noBYOB);
+      for (const r of out) assert.match(r.error ?? '', /^NotReadableError: /, JSON.stringify(r));
+    });
   });
 }
+

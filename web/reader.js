@@ -11,7 +11,8 @@
 // helpers reading three 1 GB files in 8 MiB ranges: FileReaderSync 0.25 GB/s; a new stream
 // per range 0.26 GB/s into new buffers (their page faults), 0.48 GB/s into reused ones; one
 // stream per file into reused buffers 0.88 GB/s. Where streams have no BYOB reader,
-// FileReaderSync.
+// FileReaderSync; and where a stream fails, FileReaderSync again, whose error says why (a
+// stream says "network error" where it says NotReadableError: the file changed on disk).
 const byob = (() => {
   try {
     new Blob([]).stream().getReader({ mode: 'byob' }).releaseLock();
@@ -20,7 +21,7 @@ const byob = (() => {
     return false;
   }
 })();
-const reader = byob ? null : new FileReaderSync();
+const reader = new FileReaderSync();
 const OPEN = 4; // streams kept open, the least recently used cancelled first
 const POOL = 8; // buffers kept for reuse
 const streams = new Map(); // key → {pos, rd}, in order of use
@@ -37,7 +38,8 @@ self.onmessage = ({ data }) => {
 
 async function serve({ id, key, file, off, end }) {
   try {
-    const buf = byob ? await readStream(key, file, off, end - off) : reader.readAsArrayBuffer(file.slice(off, end));
+    const buf = (byob && (await readStream(key, file, off, end - off).catch(() => null))) ||
+      reader.readAsArrayBuffer(file.slice(off, end));
     if (buf.byteLength < end - off) throw new Error(`got ${buf.byteLength} bytes at ${off}, want ${end - off}`);
     self.postMessage({ id, buf, n: end - off }, [buf]);
   } catch (err) {
