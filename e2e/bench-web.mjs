@@ -5,7 +5,10 @@
 // download link, then `freelunch merge --threads 1` of the same config, back to back (and
 // `bin/freelunch-portable`, a build without the vector loops, when it exists), and prints
 // one table row per method. The page's zip is not checked here (the e2e tests do
-// that on small models); the page's summary gives the peak WebAssembly memory.
+// that on small models); the page's summary gives the peak WebAssembly memory. On Linux
+// it also gives the CPU time of all of Chromium's processes during each page run. First,
+// the page's read floor: every input byte read in the page by web/reader.js, as a merge
+// reads them (three helper Workers, 8 MiB ranges, buffers given back), and nothing else.
 //
 //   node e2e/bench-web.mjs [--dir .cache/bench/1G] [--size 1G] [--methods a,b]
 //                          [--no-native] [--no-browser] [--cpuprofile DIR]
@@ -61,6 +64,38 @@ async function warm() {
       s.on('error', reject);
     });
   }
+}
+
+// chromiumCPU returns the CPU seconds (user + system) used so far by the Chromium
+// processes among this process's descendants, or NaN where /proc is missing. A process
+// that exits during a run takes its time with it; the page's renderer and the browser,
+// which do the work, live through all runs.
+function chromiumCPU() {
+  let procs;
+  try {
+    procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return NaN;
+  }
+  const stat = new Map(); // pid → [ppid, ticks, Chromium's]
+  for (const pid of procs) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' '); // from field 3, the state
+      stat.set(Number(pid), [Number(f[1]), Number(f[11]) + Number(f[12]), /chrom/i.test(st.slice(st.indexOf('(')))]);
+    } catch {}
+  }
+  let ticks = 0;
+  for (const [pid, [, t, chromium]] of stat) {
+    if (!chromium) continue; // the server is a child too
+    for (let p = pid; p > 1 && stat.has(p); p = stat.get(p)[0]) {
+      if (stat.get(p)[0] === process.pid) {
+        ticks += t;
+        break;
+      }
+    }
+  }
+  return ticks / 100; // USER_HZ
 }
 
 // The page names a folder model by its folder: the configs' absolute paths become names.
@@ -143,9 +178,11 @@ async function browserRun(browser, url, method) {
     await page.fill('[data-testid=config]', browserConfig(method));
     await page.waitForSelector('[data-testid=merge]:enabled', { timeout: 60000 });
     const start = performance.now();
+    const cpu0 = chromiumCPU();
     await page.click('[data-testid=merge]');
     await page.waitForSelector('[data-testid=download], [data-testid=error]:not(:empty)', { timeout: 3600000 });
     const seconds = (performance.now() - start) / 1000;
+    const cpu = chromiumCPU() - cpu0;
     const error = await page.textContent('[data-testid=error]');
     if (error) throw new Error(`bench-web: ${method} in the browser: ${error}`);
     const memory = await page.textContent('[data-key="peak WebAssembly memory"]');
@@ -158,7 +195,54 @@ async function browserRun(browser, url, method) {
       console.log(`# ${method}: Worker CPU profile ${file}, ${t.total.toFixed(1)} s sampled; top self time:`);
       for (const [name, s] of t.rows) console.log(`#   ${s.toFixed(2).padStart(8)} s ${(100 * s / t.total).toFixed(1).padStart(5)}%  ${name}`);
     }
-    return { seconds, memory };
+    return { seconds, memory, cpu };
+  } finally {
+    await page.close();
+  }
+}
+
+// readFloor reads every input file in the page through web/reader.js as worker.js has it
+// do for a merge (file i by helper i % 3, 8 MiB ranges in order, each buffer given back
+// when it arrives) and returns the time from the first request to the last byte.
+async function readFloor(browser, url) {
+  const page = await browser.ctx.newPage();
+  try {
+    await page.goto(url);
+    await page.evaluate(() => {
+      const input = document.createElement('input');
+      input.type = 'file';
+      input.multiple = true;
+      input.id = 'bench-files';
+      document.body.append(input);
+    });
+    await page.setInputFiles('#bench-files', files);
+    const cpu0 = chromiumCPU();
+    const r = await page.evaluate(() => new Promise((resolve, reject) => {
+      const files = [...document.getElementById('bench-files').files];
+      const helpers = [0, 1, 2].map(() => new Worker('web/reader.js'));
+      const start = performance.now();
+      let left = 0;
+      let bytes = 0;
+      files.forEach((file, key) => {
+        const h = helpers[key % helpers.length];
+        for (let off = 0; off < file.size; off += 8 << 20) {
+          h.postMessage({ id: left++, key, file, off, end: Math.min(file.size, off + (8 << 20)) });
+        }
+      });
+      for (const h of helpers) {
+        h.onmessage = ({ data }) => {
+          if (data.error) return reject(new Error(data.error));
+          bytes += data.n;
+          h.postMessage({ recycle: data.buf }, [data.buf]);
+          if (--left === 0) {
+            for (const x of helpers) x.terminate();
+            resolve({ seconds: (performance.now() - start) / 1000, bytes });
+          }
+        };
+      }
+    }));
+    if (r.bytes !== inputBytes) throw new Error(`bench-web: the read floor read ${r.bytes} bytes, want ${inputBytes}`);
+    return { seconds: r.seconds, cpu: chromiumCPU() - cpu0 };
   } finally {
     await page.close();
   }
@@ -191,6 +275,11 @@ const browser = opts.browser ? await launch() : null;
 const rows = [];
 const commands = [];
 try {
+  if (browser) {
+    rows.push({ method: 'read floor', browser: await readFloor(browser, server.url) });
+    commands.push(`read floor: ${server.url}, the input files through web/reader.js in the page, nothing else`);
+    console.log(`# read floor: browser ${rows[0].browser.seconds.toFixed(1)} s (load ${os.loadavg()[0].toFixed(2)})`);
+  }
   for (const method of opts.methods.split(',')) {
     const cfg = path.join(opts.dir, `${method}.yml`);
     const row = { method };
@@ -217,7 +306,7 @@ try {
 }
 
 console.log();
-console.log(['method', 'size', 'browser', 'browser GB/s', 'peak wasm mem', 'native 1T', 'native GB/s', 'browser/native', 'portable 1T', 'browser/port.'].map((h, i) => i ? cell(h, 15) : h.padEnd(16)).join(''));
+console.log(['method', 'size', 'browser', 'browser GB/s', 'browser CPU', 'peak wasm mem', 'native 1T', 'native GB/s', 'browser/native', 'portable 1T', 'browser/port.'].map((h, i) => i ? cell(h, 15) : h.padEnd(16)).join(''));
 for (const r of rows) {
   const b = r.browser?.seconds;
   const n = r.native?.seconds;
@@ -227,6 +316,7 @@ for (const r of rows) {
     cell(opts.size, 15),
     cell(b ? `${b.toFixed(1)} s` : '-', 15),
     cell(b ? gbs(b).toFixed(3) : '-', 15),
+    cell(r.browser?.cpu >= 0 ? `${r.browser.cpu.toFixed(1)} s` : '-', 15),
     cell(r.browser?.memory || '-', 15),
     cell(n ? `${n.toFixed(1)} s` : '-', 15),
     cell(n ? gbs(n).toFixed(3) : '-', 15),
@@ -236,5 +326,5 @@ for (const r of rows) {
   ].join(''));
 }
 console.log();
-console.log(`# GB/s = input bytes (${inputBytes}) / time; load at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`# GB/s = input bytes (${inputBytes}) / time; browser CPU = user + system time of all Chromium's processes during the page run; load at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 for (const c of commands) console.log(`# ${c}`);
