@@ -20,7 +20,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, root, startServer, tempDir } from './helpers.mjs';
+import { launch, pickFiles, root, startServer, tempDir } from './helpers.mjs';
 
 function args(argv) {
   const a = { size: '1G', dir: '', methods: 'task_arithmetic,ties,dare_ties', native: true, browser: true, cpuprofile: '' };
@@ -208,14 +208,7 @@ async function readFloor(browser, url) {
   const page = await browser.ctx.newPage();
   try {
     await page.goto(url);
-    await page.evaluate(() => {
-      const input = document.createElement('input');
-      input.type = 'file';
-      input.multiple = true;
-      input.id = 'bench-files';
-      document.body.append(input);
-    });
-    await page.setInputFiles('#bench-files', files);
+    await pickFiles(page, 'bench-files', files);
     const cpu0 = chromiumCPU();
     const r = await page.evaluate(() => new Promise((resolve, reject) => {
       const files = [...document.getElementById('bench-files').files];

@@ -60,6 +60,19 @@ export async function launch(retry = true) {
   };
 }
 
+// pickFiles adds a file input with id to the page and picks the files at paths in it, so
+// that the page's scripts can read them as a user's files (document.getElementById(id).files).
+export async function pickFiles(page, id, paths) {
+  await page.evaluate((id) => {
+    const input = document.createElement('input');
+    input.type = 'file';
+    input.multiple = true;
+    input.id = id;
+    document.body.append(input);
+  }, id);
+  await page.setInputFiles(`#${id}`, paths);
+}
+
 // models writes a base and two fine-tunes (demo-base, demo-math, demo-code) into a new folder.
 export function models(name, ...flags) {
   const dir = tempDir(name);

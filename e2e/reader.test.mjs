@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { launch, startServer, tempDir } from './helpers.mjs';
+import { launch, pickFiles, startServer, tempDir } from './helpers.mjs';
 
 const SIZES = [3 << 20, 1 << 20, 777_777, 100_000, 65_536, 5_000];
 let server, browser, page, dir;
@@ -33,14 +33,7 @@ before(async () => {
       importScripts('reader.js');`,
   }));
   await page.goto(server.url);
-  await page.evaluate(() => {
-    const input = document.createElement('input');
-    input.type = 'file';
-    input.multiple = true;
-    input.id = 'reader-files';
-    document.body.append(input);
-  });
-  await page.setInputFiles('#reader-files', [...SIZES.map((_, i) => path.join(dir, `f${i}.bin`)), path.join(dir, 'changed.bin')]);
+  await pickFiles(page, 'reader-files', [...SIZES.map((_, i) => path.join(dir, `f${i}.bin`)), path.join(dir, 'changed.bin')]);
 });
 
 after(async () => {
