@@ -8,11 +8,12 @@
 // worker.js asks for a file's windows mostly in order, so a range is read from a stream of
 // the file left open where the last range ended (a new one otherwise), into a buffer that
 // came back (BYOB reads fill a buffer given to them). Both matter in Chromium 148, three
-// helpers reading three 1 GB files in 8 MiB ranges: FileReaderSync 0.25 GB/s; a new stream
-// per range 0.26 GB/s into new buffers (their page faults), 0.48 GB/s into reused ones; one
-// stream per file into reused buffers 0.88 GB/s. Where streams have no BYOB reader,
-// FileReaderSync; and where a stream fails, FileReaderSync again, whose error says why (a
-// stream says "network error" where it says NotReadableError: the file changed on disk).
+// helpers reading three 1 GB files in 8 MiB ranges: FileReaderSync 0.16-0.26 GB/s; a new
+// stream per range 0.26 GB/s into new buffers (their page faults), 0.48 GB/s into reused
+// ones; one stream per file into reused buffers 0.80-0.91 GB/s (BENCHMARKS.md, eighth
+// session). Where streams have no BYOB reader, FileReaderSync; and where a stream fails,
+// FileReaderSync again, whose error says why (a stream says "network error" where it says
+// NotReadableError: the file changed on disk).
 const byob = (() => {
   try {
     new Blob([]).stream().getReader({ mode: 'byob' }).releaseLock();
