@@ -100,10 +100,19 @@ func (k *tvKernel) consensus2AVX2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
 	k.consensus2(dst[i:], b[i:], x0[i:], x1[i:], m0[i:], m1[i:])
 }
 
+// useAVX512 reports whether DARE's draws may multiply 64-bit lanes in one instruction
+// (VPMULLQ: AVX-512DQ with VL, which archsimd.X86.AVX512 checks with F, CD and BW).
+var useAVX512 = archsimd.X86.AVX512()
+
 // dareMaskAVX2 is dareMask, four draws at a time: mix64 in 64-bit lanes, each 64-bit
 // multiply made of three 32×32→64-bit ones (AVX2 has no 64-bit multiply), and the lanes'
 // stream positions advanced by additions of 4·gamma64 (mod 2^64, as the products wrap).
+// Where the CPU has AVX-512, dareMaskAVX512 does it.
 func dareMaskAVX2(m []uint64, s Stream, off int64, thr uint64) {
+	if useAVX512 {
+		dareMaskAVX512(m, s, off, thr)
+		return
+	}
 	bc := archsimd.BroadcastUint64x4
 	s11, s27, s30, s31, s32 := bc(11), bc(27), bc(30), bc(31), bc(32)
 	c1lo, c1hi := bc(0x1ce4e5b9).AsUint32x8(), bc(0xbf58476d).AsUint32x8()
@@ -126,6 +135,30 @@ func dareMaskAVX2(m []uint64, s Stream, off int64, thr uint64) {
 		x = mul(x, c2lo, c2hi)
 		x = x.Xor(x.ShiftRight(s31)).ShiftRight(s11)
 		vthr.Greater(x.AsInt64x4()).ToInt64x4().AsUint64x4().Store((*[4]uint64)(m[i:]))
+		z = z.Add(step)
+	}
+	archsimd.ClearAVXUpperBits()
+	dareMask(m[i:], s, off+int64(i), thr)
+}
+
+// dareMaskAVX512 is dareMaskAVX2 eight draws at a time in 512-bit registers, each 64-bit
+// multiply one VPMULLQ: 0.22 against 0.69 ns per draw (a throwaway benchmark of 256-draw
+// blocks on the development VM's Zen 5 host; four lanes with VPMULLQ took 0.34 ns).
+func dareMaskAVX512(m []uint64, s Stream, off int64, thr uint64) {
+	bc := archsimd.BroadcastUint64x8
+	s11, s27, s30, s31 := bc(11), bc(27), bc(30), bc(31)
+	c1, c2 := bc(0xbf58476d1ce4e5b9), bc(0x94d049bb133111eb)
+	vthr := archsimd.BroadcastInt64x8(int64(thr)) // below 2^54: compared as signed
+	g := uint64(gamma64)
+	z0 := s.key + uint64(off+1)*g
+	z := archsimd.LoadUint64x8(&[8]uint64{z0, z0 + g, z0 + 2*g, z0 + 3*g, z0 + 4*g, z0 + 5*g, z0 + 6*g, z0 + 7*g})
+	step := bc(8 * g)
+	i := 0
+	for ; i+8 <= len(m); i += 8 {
+		x := z.Xor(z.ShiftRight(s30)).Mul(c1)
+		x = x.Xor(x.ShiftRight(s27)).Mul(c2)
+		x = x.Xor(x.ShiftRight(s31)).ShiftRight(s11)
+		vthr.Greater(x.AsInt64x8()).ToInt64x8().AsUint64x8().Store((*[8]uint64)(m[i:]))
 		z = z.Add(step)
 	}
 	archsimd.ClearAVXUpperBits()

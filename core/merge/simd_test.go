@@ -100,10 +100,22 @@ func TestDareMaskAVX2(t *testing.T) {
 		}
 		want, got := make([]uint64, n), make([]uint64, n)
 		dareMask(want, s, off, thr)
-		dareMaskAVX2(got, s, off, thr)
+		dareMaskAVX2(got, s, off, thr) // dareMaskAVX512 where the CPU has AVX-512
 		if !slices.Equal(want, got) {
 			t.Fatalf("offset %d, threshold %d, n=%d: dareMaskAVX2 differs from dareMask", off, thr, n)
 		}
+		if useAVX512 {
+			clear(got)
+			useAVX512 = false // the AVX2 loop on the same CPU
+			dareMaskAVX2(got, s, off, thr)
+			useAVX512 = true
+			if !slices.Equal(want, got) {
+				t.Fatalf("offset %d, threshold %d, n=%d: dareMaskAVX2's AVX2 loop differs from dareMask", off, thr, n)
+			}
+		}
+	}
+	if !useAVX512 {
+		t.Log("no AVX-512: dareMaskAVX512 not run")
 	}
 }
 
