@@ -18,6 +18,10 @@ import (
 // useAVX2 reports whether Merge runs the loops below (portable.go: never).
 var useAVX2 = archsimd.X86.AVX2()
 
+// useAVX512 reports whether the loops that have a 512-bit twin run it: where the CPU has
+// AVX-512 (archsimd.X86.AVX512: F, CD, BW, DQ and VL; DQ brings the 64-bit multiply).
+var useAVX512 = archsimd.X86.AVX512()
+
 // dense2AVX2 is dense2Go, eight elements per iteration.
 func dense2AVX2(dst, b, x0, x1 []float32, f0, f1, div, lambda float64) {
 	n := len(b)
@@ -58,6 +62,10 @@ func dense2AVX2(dst, b, x0, x1 []float32, f0, f1, div, lambda float64) {
 // consensus2AVX2 is consensus2, four elements at a time; the normalize divisor is
 // computed as New computes the table wdiv.
 func (k *tvKernel) consensus2AVX2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
+	if useAVX512 {
+		k.consensus2AVX512(dst, b, x0, x1, m0, m1)
+		return
+	}
 	n := len(b)
 	dst, x0, x1, m0, m1 = dst[:n], x0[:n], x1[:n], m0[:n], m1[:n]
 	div0, div1 := k.divisor(0), k.divisor(1)
@@ -100,9 +108,43 @@ func (k *tvKernel) consensus2AVX2(dst, b, x0, x1 []float32, m0, m1 []uint64) {
 	k.consensus2(dst[i:], b[i:], x0[i:], x1[i:], m0[i:], m1[i:])
 }
 
-// useAVX512 reports whether DARE's draws may multiply 64-bit lanes in one instruction
-// (VPMULLQ: AVX-512DQ with VL, which archsimd.X86.AVX512 checks with F, CD and BW).
-var useAVX512 = archsimd.X86.AVX512()
+// consensus2AVX512 is consensus2AVX2 eight elements at a time in 512-bit registers.
+func (k *tvKernel) consensus2AVX512(dst, b, x0, x1 []float32, m0, m1 []uint64) {
+	n := len(b)
+	dst, x0, x1, m0, m1 = dst[:n], x0[:n], x1[:n], m0[:n], m1[:n]
+	div0, div1 := k.divisor(0), k.divisor(1)
+	divide, scale := div0 != 1 || div1 != 1, k.scale[0] != 1 || k.scale[1] != 1
+	normalize := k.normalize
+	bc := archsimd.BroadcastFloat64x8
+	vf0, vf1, vmul0, vmul1 := bc(k.w[0]), bc(k.w[1]), bc(k.scale[0]), bc(k.scale[1])
+	vdiv0, vdiv1, vl, one := bc(div0), bc(div1), bc(k.lambda), bc(1)
+	sign := archsimd.BroadcastUint64x8(1 << 63)
+	var zero archsimd.Float64x8
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		bb := archsimd.LoadFloat32x8((*[8]float32)(b[i:])).ConvertToFloat64()
+		d0 := archsimd.LoadFloat32x8((*[8]float32)(x0[i:])).ConvertToFloat64().Sub(bb)
+		d1 := archsimd.LoadFloat32x8((*[8]float32)(x1[i:])).ConvertToFloat64().Sub(bb)
+		if divide {
+			d0, d1 = d0.Div(vdiv0), d1.Div(vdiv1)
+		}
+		if scale {
+			d0, d1 = d0.Mul(vmul0), d1.Mul(vmul1)
+		}
+		v0 := d0.Mul(vf0).AsUint64x8().And(archsimd.LoadUint64x8((*[8]uint64)(m0[i:]))).AsFloat64x8()
+		v1 := d1.Mul(vf1).AsUint64x8().And(archsimd.LoadUint64x8((*[8]uint64)(m1[i:]))).AsFloat64x8()
+		s := v0.Add(v1).AsUint64x8().And(sign).Or(one.AsUint64x8()).AsFloat64x8()
+		a0, a1 := v0.Mul(s).Greater(zero), v1.Mul(s).Greater(zero)
+		sum := v0.Masked(a0).Add(v1.Masked(a1))
+		if normalize {
+			ws := zero.Add(vf0.Masked(a0)).Add(vf1.Masked(a1))
+			sum = sum.Div(one.Merge(ws, ws.Equal(zero)))
+		}
+		bb.Add(vl.Mul(sum)).ConvertToFloat32().Store((*[8]float32)(dst[i:]))
+	}
+	archsimd.ClearAVXUpperBits()
+	k.consensus2(dst[i:], b[i:], x0[i:], x1[i:], m0[i:], m1[i:])
+}
 
 // dareMaskAVX2 is dareMask, four draws at a time: mix64 in 64-bit lanes, each 64-bit
 // multiply made of three 32×32→64-bit ones (AVX2 has no 64-bit multiply), and the lanes'

@@ -66,12 +66,17 @@ func TestConsensus2AVX2(t *testing.T) {
 		for _, l := range []int{0, 1, 7, 8, 9, 15, 16, 17, 250, n} {
 			want, got := make([]float32, l), make([]float32, l)
 			k.consensus2(want, b[:l], x0[:l], x1[:l], m0[:l], m1[:l])
-			k.consensus2AVX2(got, b[:l], x0[:l], x1[:l], m0[:l], m1[:l])
-			if !vectest.SameBits(want, got) {
+			for _, avx512 := range []bool{false, true} { // the AVX2 loop, then consensus2AVX512
+				if avx512 && !archsimd.X86.AVX512() {
+					continue
+				}
+				useAVX512 = avx512
+				k.consensus2AVX2(got, b[:l], x0[:l], x1[:l], m0[:l], m1[:l])
+				useAVX512 = archsimd.X86.AVX512()
 				for i := range want {
 					if !vectest.SameBits(want[i:i+1], got[i:i+1]) {
-						t.Fatalf("%s %v, weights %g %g, L1 factor %g, n=%d: element %d (base %g, models %g %g, masks %x %x) is %g, want %g",
-							c.method, c.global, c.w0, c.w1, c.scale, l, i, b[i], x0[i], x1[i], m0[i], m1[i], got[i], want[i])
+						t.Fatalf("%s %v, weights %g %g, L1 factor %g, n=%d, AVX-512 %v: element %d (base %g, models %g %g, masks %x %x) is %g, want %g",
+							c.method, c.global, c.w0, c.w1, c.scale, l, avx512, i, b[i], x0[i], x1[i], m0[i], m1[i], got[i], want[i])
 					}
 				}
 			}
