@@ -16,6 +16,10 @@ import (
 // (convert_portable.go: never).
 var useAVX2 = archsimd.X86.AVX2()
 
+// useAVX512 reports whether decodeBF16AVX2 runs its 512-bit twin: where the CPU has
+// AVX-512 (F, CD, BW, DQ and VL).
+var useAVX512 = archsimd.X86.AVX512()
+
 // uint16sOf returns the first n little-endian uint16s of b (amd64 is little-endian).
 func uint16sOf(b []byte, n int) []uint16 {
 	_ = b[:2*n]
@@ -25,6 +29,9 @@ func uint16sOf(b []byte, n int) []uint16 {
 // decodeBF16AVX2 is decodeBF16Go: each value zero-extended to 32 bits and shifted into the
 // upper half; a value is NaN or ±Inf when its exponent bits are all ones.
 func decodeBF16AVX2(dst []float32, src []byte) bool {
+	if useAVX512 {
+		return decodeBF16AVX512(dst, src)
+	}
 	s, u := uint16sOf(src, len(dst)), bitsOf(dst)
 	exp := archsimd.BroadcastUint32x8(0x7f800000)
 	var bad uint8
@@ -35,6 +42,21 @@ func decodeBF16AVX2(dst []float32, src []byte) bool {
 		bad |= a.And(exp).Equal(exp).Or(b.And(exp).Equal(exp)).ToBits()
 		a.StoreSlice(u[i:])
 		b.StoreSlice(u[i+8:])
+	}
+	archsimd.ClearAVXUpperBits()
+	return decodeBF16Go(dst[i:], src[2*i:]) && bad == 0
+}
+
+// decodeBF16AVX512 is decodeBF16AVX2 sixteen elements at a time in 512-bit registers.
+func decodeBF16AVX512(dst []float32, src []byte) bool {
+	s, u := uint16sOf(src, len(dst)), bitsOf(dst)
+	exp := archsimd.BroadcastUint32x16(0x7f800000)
+	var bad uint16
+	i := 0
+	for ; i+16 <= len(u); i += 16 {
+		a := archsimd.LoadUint16x16Slice(s[i:]).ExtendToUint32().ShiftAllLeft(16)
+		bad |= a.And(exp).Equal(exp).ToBits()
+		a.StoreSlice(u[i:])
 	}
 	archsimd.ClearAVXUpperBits()
 	return decodeBF16Go(dst[i:], src[2*i:]) && bad == 0
