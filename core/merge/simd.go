@@ -11,7 +11,8 @@ import (
 // selection's histogram pass in AVX2: the same operations in the same order as the
 // portable loops, each rounded as they round it (no fused multiply-add; the
 // float32↔float64 conversions round to nearest even, as Go's do), and the portable loops
-// finish the last few elements. Scalar float operations (legacy SSE in Go) must stay
+// finish the last few elements; where the CPU has AVX-512, DARE's draws and the sign
+// consensus run 512-bit twins of their loops. Scalar float operations (legacy SSE in Go) must stay
 // out of these loops and come only after ClearAVXUpperBits: with the vector registers'
 // upper halves in use, each cost about a hundred cycles on the development machine.
 
