@@ -12,9 +12,10 @@ import (
 // portable loops, each rounded as they round it (no fused multiply-add; the
 // float32↔float64 conversions round to nearest even, as Go's do), and the portable loops
 // finish the last few elements; where the CPU has AVX-512, DARE's draws and the sign
-// consensus run 512-bit twins of their loops. Scalar float operations (legacy SSE in Go) must stay
-// out of these loops and come only after ClearAVXUpperBits: with the vector registers'
-// upper halves in use, each cost about a hundred cycles on the development machine.
+// consensus run 512-bit twins of their loops. Scalar float operations (legacy SSE in Go)
+// must stay out of these loops and come only after ClearAVXUpperBits: with the vector
+// registers' upper halves in use, each cost about a hundred cycles on the development
+// machine.
 
 // useAVX2 reports whether Merge runs the loops below (portable.go: never).
 var useAVX2 = archsimd.X86.AVX2()
