@@ -48,8 +48,7 @@ const held = []; // every file's windows: [{file, w}]
 let helper; // the first helper, or null when there are none
 let helpers = [];
 const READERS = 3; // helper Workers: a merge's base and two models read at once
-const helperOf = new WeakMap(); // File → its helper
-const keyOf = new WeakMap(); // File → the number that names it to its helper
+const helperOf = new WeakMap(); // File → {h, key}: its helper and the number naming it there
 let nextHelper = 0;
 let [windowSize, keep, total] = [16 << 20, 2, 6];
 let clock = 0;
@@ -99,20 +98,18 @@ function startHelper() {
   }
 }
 
-// helperFor returns the helper that reads file's windows: files are spread over the
-// helpers in the order they are first read, so that the inputs are read in parallel.
+// helperFor returns {h, key}: the helper that reads file's windows, and the number that
+// names the file there. Files are spread over the helpers in the order they are first
+// read, so that the inputs are read in parallel.
 function helperFor(file) {
-  let h = helperOf.get(file);
-  if (!h) {
-    helperOf.set(file, (h = helpers[nextHelper % helpers.length]));
-    keyOf.set(file, nextHelper++);
-  }
-  return h;
+  let to = helperOf.get(file);
+  if (!to) helperOf.set(file, (to = { h: helpers[nextHelper % helpers.length], key: nextHelper++ }));
+  return to;
 }
 
 // drop gives a window's buffer back to the helper that read it, to read into again.
 function drop(file, w) {
-  if (helper && w.bytes) helperFor(file).postMessage({ recycle: w.bytes.buffer }, [w.bytes.buffer]);
+  if (helper && w.bytes) helperFor(file).h.postMessage({ recycle: w.bytes.buffer }, [w.bytes.buffer]);
 }
 
 function readRange(file, off, end) {
@@ -128,7 +125,8 @@ function fetchWindow(file, wins, at, size) {
   if (helper) {
     const id = nextRequest++;
     requests.set(id, w);
-    helperFor(file).postMessage({ id, key: keyOf.get(file), file, off: at, end: at + w.n });
+    const { h, key } = helperFor(file);
+    h.postMessage({ id, key, file, off: at, end: at + w.n });
   } else {
     w.bytes = readRange(file, at, at + w.n);
   }

@@ -289,15 +289,12 @@ func (k *tvKernel) ObserveBF16(pass int, off int64, in [][]byte) bool {
 	}
 	for j := range k.w {
 		for _, s := range [][]*selector{k.top, k.bot} {
-			if k.selecting(j) && s != nil && !s[j].done() && !s[j].counting() {
+			if s != nil && !s[j].done() && !s[j].counting() {
 				return false
 			}
 		}
 	}
 	for j := range k.w {
-		if !k.selecting(j) {
-			continue
-		}
 		for _, s := range [][]*selector{k.top, k.bot} {
 			if s != nil && !s[j].done() {
 				s[j].observeBF16(off, in[j+1], in[0])
