@@ -217,6 +217,45 @@ describe('browser app', () => {
     assert.match(await page.textContent('[data-testid=status]'), /Done/);
   });
 
+  test('an analysis and a merge run in Workers started before their clicks, the next one started when each ends', async () => {
+    // Every worker.js Worker the page starts, and whether the job's result was on the page
+    // then: a Worker started for a job after its click would be started before its result.
+    await page.addInitScript(() => {
+      window.coreWorkers = [];
+      window.Worker = new Proxy(Worker, {
+        construct(W, args) {
+          if (String(args[0]).endsWith('worker.js')) {
+            window.coreWorkers.push({
+              verdicts: document.querySelectorAll('[data-testid=verdict]').length,
+              link: document.querySelector('[data-testid=download]') !== null,
+            });
+          }
+          return new W(...args);
+        },
+      });
+    });
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#method').options.length > 0);
+    await page.click('[data-testid=demo]');
+    await page.waitForSelector('[data-testid=merge]:enabled');
+    await page.waitForFunction(() => window.coreWorkers.length === 2); // the service's and a spare
+    const started = () => page.evaluate(() => window.coreWorkers.slice());
+
+    await page.click('[data-testid=analyze]');
+    await page.waitForSelector('[data-testid=dare-checked], [data-testid=dare-risk]', { timeout: 60000 });
+    await page.waitForFunction(() => window.coreWorkers.length >= 3);
+    const afterAnalysis = await started();
+    assert.equal(afterAnalysis.length, 3, 'one Worker started during or after the analysis');
+    assert.ok(afterAnalysis[2].verdicts > 0, 'the analysis waited for a Worker started after its click');
+
+    const { files } = await mergeAndDownload();
+    assert.ok([...files.keys()].some((n) => n.endsWith('/model.safetensors')));
+    await page.waitForFunction(() => window.coreWorkers.length >= 4);
+    const afterMerge = await started();
+    assert.equal(afterMerge.length, 4, 'one Worker started during or after the merge');
+    assert.ok(afterMerge[3].link, 'the merge waited for a Worker started after its click');
+  });
+
   test('at phone width (390×844) nothing overflows, and Tab reaches every control with a visible focus', async () => {
     // The page as the demo test left it (models, analysis charts, form, summary, link), plus
     // a model whose name has nowhere to break.

@@ -5,7 +5,7 @@
 // back with each plan so that the core checks the config's DARE densities against it
 // (analyze.CheckDARE, the rule of merge --check-deltas); the warning is shown by the Merge
 // button and never blocks.
-import { Core } from './client.js';
+import { jobCore, spareCore } from './client.js';
 import { bars, heatmap, histogram, num } from './charts.js';
 import { el, duration } from './ui/format.js';
 
@@ -64,7 +64,7 @@ export class AnalyzeView {
       this.status.textContent = 'Add a base model and at least one fine-tuned model first.';
       return;
     }
-    const c = new Core();
+    const c = jobCore();
     const inputs = { base: { name: base.name, files: base.files }, models: fts.map((m) => ({ name: m.name, files: m.files })) };
     const req = c.request('analyze', {
       base: base.name, models: fts.map((m) => m.name), chunkSize: this.chunk(),
@@ -89,6 +89,7 @@ export class AnalyzeView {
       c.terminate();
       this.job = null;
       this.buttons();
+      spareCore();
     }
   }
 

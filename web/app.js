@@ -1,7 +1,8 @@
 // freelunch's page: models in, form ↔ YAML, validation by the core's planner, merge in a
-// fresh Worker per job, download from the origin private file system (OPFS).
+// fresh Worker per job (started ahead: client.js), download from the origin private file
+// system (OPFS).
 import { AnalyzeView } from './analyze.js';
-import { Core } from './client.js';
+import { Core, jobCore, spareCore } from './client.js';
 import { droppedFiles, groupFiles } from './files.js';
 import { parseSize } from './size.js';
 import { toYAML } from './yaml.js';
@@ -330,7 +331,7 @@ async function merge(dir) {
   downloadURL = null;
   ui.error.textContent = '';
   await purge();
-  const c = new Core();
+  const c = jobCore();
   const out = `freelunch-${state.method || 'merge'}-${stamp()}-${Math.random().toString(36).slice(2, 6)}.zip`;
   job = { core: c, id: 0, out };
   current = out;
@@ -364,6 +365,7 @@ async function merge(dir) {
     c.terminate();
     job = null;
     buttons();
+    spareCore();
   }
 }
 
@@ -436,6 +438,7 @@ async function start() {
     state.method = methods.find((m) => m.name === 'dare_ties')?.name || methods[0]?.name || '';
     fitMethod();
     stateChanged(true);
+    spareCore(); // after the service core, which the form waits for
   } catch (err) {
     ui.error.textContent = err.message;
   }

@@ -77,3 +77,23 @@ export class Core {
     this.pending.clear();
   }
 }
+
+// A job (a merge, an analysis) runs in a Worker of its own, stopped when it ends: its
+// WebAssembly memory never shrinks, and stopping is how a job that does not answer a
+// cancel is ended. A new Worker loads and starts the Go core before it can begin (the demo
+// merge took 0.61-0.77 s from click to download so, 0.23-0.46 s with a Worker started
+// ahead: BENCHMARKS.md), so one is started ahead: jobCore takes it, and spareCore, called
+// when the page is idle again, starts the next.
+let spare = null;
+
+// jobCore returns a Core for one job: the one started ahead if it is alive, else a new one.
+export function jobCore() {
+  const c = spare && !spare.dead ? spare : new Core();
+  spare = null;
+  return c;
+}
+
+// spareCore starts the Core the next job will take, unless one is waiting.
+export function spareCore() {
+  if (!spare || spare.dead) spare = new Core();
+}
