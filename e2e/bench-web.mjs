@@ -10,11 +10,14 @@
 // the page's read floor: every input byte read in the page by web/reader.js, as a merge
 // reads them (three helper Workers, 8 MiB ranges, buffers given back), and nothing else.
 //
-//   node e2e/bench-web.mjs [--dir .cache/bench/1G] [--size 1G] [--methods a,b]
+//   node e2e/bench-web.mjs [--dir .cache/bench/1G] [--size 1G] [--methods a,b] [--runs 3]
 //                          [--no-native] [--no-browser] [--cpuprofile DIR]
 //
-// --cpuprofile writes the merge Worker's V8 CPU profile (Chrome DevTools Protocol,
-// Profiler domain on the auto-attached dedicated worker) per method into DIR, as
+// Each measurement is taken --runs times (the read floor, then per method the page, the
+// native build and the portable one in turn) and the table gives the median, as make
+// bench does: on the development VM one page run of the same merge varies by a second.
+// --cpuprofile writes the merge Worker's V8 CPU profile of each method's first run (Chrome
+// DevTools Protocol, Profiler domain on the auto-attached dedicated Workers) into DIR, as
 // METHOD.cpuprofile, and prints its top functions by self time.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -23,14 +26,16 @@ import path from 'node:path';
 import { launch, pickFiles, root, startServer, tempDir } from './helpers.mjs';
 
 function args(argv) {
-  const a = { size: '1G', dir: '', methods: 'task_arithmetic,ties,dare_ties', native: true, browser: true, cpuprofile: '' };
+  const a = { size: '1G', dir: '', methods: 'task_arithmetic,ties,dare_ties', native: true, browser: true, cpuprofile: '', runs: '3' };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--no-native') a.native = false;
     else if (k === '--no-browser') a.browser = false;
-    else if (['--dir', '--size', '--methods', '--cpuprofile'].includes(k) && i + 1 < argv.length) a[k.slice(2)] = argv[++i];
+    else if (['--dir', '--size', '--methods', '--cpuprofile', '--runs'].includes(k) && i + 1 < argv.length) a[k.slice(2)] = argv[++i];
     else throw new Error(`bench-web: unknown argument ${k}`);
   }
+  if (!/^[1-9]\d*$/.test(a.runs)) throw new Error(`bench-web: --runs ${a.runs}: want a whole number of at least 1`);
+  a.runs = Number(a.runs);
   a.dir = path.resolve(a.dir || path.join(root, '.cache', 'bench', a.size));
   return a;
 }
@@ -105,9 +110,9 @@ function browserConfig(method) {
   return cfg;
 }
 
-// profileWorker attaches to the page's dedicated Workers as they start (the merge runs in
-// a fresh one) and starts V8's sampling profiler in each; stop() returns the profile of
-// the last one.
+// profileWorker attaches to the page's dedicated Workers as they start and starts V8's
+// sampling profiler in each; stop() returns the profile of the busiest (most samples not
+// idle): the merge's, not the page's service Worker or the next job's, started ahead.
 async function profileWorker(ctx, page) {
   const cdp = await ctx.newCDPSession(page);
   let next = 1;
@@ -138,12 +143,23 @@ async function profileWorker(ctx, page) {
   await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: true, flatten: false });
   return {
     async stop() {
-      const s = workers.at(-1);
-      if (!s) throw new Error('bench-web: no Worker was profiled');
-      const { profile } = await send(s, 'Profiler.stop');
-      return profile;
+      let best = null;
+      for (const s of workers) {
+        const profile = await send(s, 'Profiler.stop').then((r) => r.profile, () => null);
+        if (profile && (!best || busy(profile) > busy(best))) best = profile;
+      }
+      if (!best) throw new Error('bench-web: no Worker was profiled');
+      return best;
     },
   };
+}
+
+// busy returns the seconds of a V8 CPU profile's samples that are not idle.
+function busy(profile) {
+  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+  let t = 0;
+  for (let i = 0; i < profile.samples.length; i++) if (!idle.has(profile.samples[i])) t += (profile.timeDeltas[i + 1] ?? 0) / 1e6;
+  return t;
 }
 
 // top sums a V8 CPU profile's samples by function (self time) and returns the n largest.
@@ -163,10 +179,12 @@ function top(profile, n) {
   return { total, rows: [...self].sort((a, b) => b[1] - a[1]).slice(0, n) };
 }
 
-async function browserRun(browser, url, method) {
+// browserRun times one merge in a new page; with profile (and --cpuprofile), it writes and
+// prints the merge Worker's CPU profile.
+async function browserRun(browser, url, method, profile) {
   const page = await browser.ctx.newPage();
   try {
-    const prof = opts.cpuprofile ? await profileWorker(browser.ctx, page) : null;
+    const prof = opts.cpuprofile && profile ? await profileWorker(browser.ctx, page) : null;
     // The page terminates the merge's Worker when it is done, and a profile can only be
     // taken from a live one: when profiling, terminate() is kept from the page.
     if (prof) await page.addInitScript(() => { Worker.prototype.terminate = function () {}; });
@@ -256,6 +274,18 @@ function nativeRun(cfg, name = 'freelunch') {
 }
 
 const gbs = (s) => (s ? inputBytes / 1e9 / s : 0);
+
+// median returns the run of median time (the upper one of an even count), as make bench
+// does, or undefined for none; the peak WebAssembly memory is the largest of all runs.
+function median(runs) {
+  if (runs.length === 0) return undefined;
+  const m = { ...[...runs].sort((a, b) => a.seconds - b.seconds)[runs.length >> 1] };
+  const mem = runs.map((r) => r.memory).filter(Boolean);
+  if (mem.length) m.memory = mem.reduce((a, b) => (parseFloat(b) > parseFloat(a) ? b : a));
+  return m;
+}
+
+const times = (runs) => (runs.length ? runs.map((r) => `${r.seconds.toFixed(1)} s`).join(', ') : '-');
 const cell = (v, w) => String(v).padStart(w);
 
 console.log(`# machine: ${os.cpus().length} cores (${os.cpus()[0]?.model || '?'}), load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -269,29 +299,36 @@ const rows = [];
 const commands = [];
 try {
   if (browser) {
-    rows.push({ method: 'read floor', browser: await readFloor(browser, server.url) });
+    const r = [];
+    for (let i = 0; i < opts.runs; i++) r.push(await readFloor(browser, server.url));
+    rows.push({ method: 'read floor', browser: median(r) });
     commands.push(`read floor: ${server.url}, the input files through web/reader.js in the page, nothing else`);
-    console.log(`# read floor: browser ${rows[0].browser.seconds.toFixed(1)} s (load ${os.loadavg()[0].toFixed(2)})`);
+    console.log(`# read floor: browser ${times(r)} (load ${os.loadavg()[0].toFixed(2)})`);
   }
   for (const method of opts.methods.split(',')) {
     const cfg = path.join(opts.dir, `${method}.yml`);
     const row = { method };
+    const b = [], n = [], p = [];
+    const portable = opts.native && existsSync(path.join(root, 'bin', 'freelunch-portable'));
+    for (let i = 0; i < opts.runs; i++) {
+      if (browser) b.push(await browserRun(browser, server.url, method, i === 0));
+      if (opts.native) n.push(nativeRun(cfg));
+      if (portable) p.push(nativeRun(cfg, 'freelunch-portable'));
+    }
     if (browser) {
       commands.push(`browser: ${server.url} (bin/freelunch-server), models ${families.map((m) => path.join(opts.dir, m)).join(' ')}, config ${cfg} with the folder names, Merge clicked, timed to the download link`);
-      Object.assign(row, { browser: await browserRun(browser, server.url, method) });
+      row.browser = median(b);
     }
     if (opts.native) {
-      const n = nativeRun(cfg);
-      commands.push(`native: ${n.command}`);
-      row.native = n;
-      if (existsSync(path.join(root, 'bin', 'freelunch-portable'))) {
-        const p = nativeRun(cfg, 'freelunch-portable');
-        commands.push(`native portable: ${p.command}`);
-        row.portable = p;
-      }
+      row.native = median(n);
+      commands.push(`native: ${row.native.command}`);
+    }
+    if (portable) {
+      row.portable = median(p);
+      commands.push(`native portable: ${row.portable.command}`);
     }
     rows.push(row);
-    console.log(`# ${method}: browser ${row.browser ? row.browser.seconds.toFixed(1) + ' s' : '-'}, native ${row.native ? row.native.seconds.toFixed(1) + ' s' : '-'}, portable ${row.portable ? row.portable.seconds.toFixed(1) + ' s' : '-'} (load ${os.loadavg()[0].toFixed(2)})`);
+    console.log(`# ${method}: browser ${times(b)}, native ${times(n)}, portable ${times(p)} (load ${os.loadavg()[0].toFixed(2)})`);
   }
 } finally {
   await browser?.close();
@@ -319,5 +356,5 @@ for (const r of rows) {
   ].join(''));
 }
 console.log();
-console.log(`# GB/s = input bytes (${inputBytes}) / time; browser CPU = user + system time of all Chromium's processes during the page run; load at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`# median of ${opts.runs} run${opts.runs > 1 ? 's' : ''} each (all times above); GB/s = input bytes (${inputBytes}) / time; browser CPU = user + system time of all Chromium's processes during the page run; load at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 for (const c of commands) console.log(`# ${c}`);
