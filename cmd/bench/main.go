@@ -133,6 +133,7 @@ func bench(size, cache, bin string, methods []string, runs int) error {
 			m, mr.wall.Seconds(), mr.cpu.Seconds(), gbs(mr.wall), float64(mr.rss)/1e6,
 			f.wall.Seconds(), gbs(f.wall), float64(f.rss)/1e6, mr.wall.Seconds()/f.wall.Seconds(),
 			fs.wall.Seconds(), mr.wall.Seconds()/fs.wall.Seconds())
+		fmt.Printf("    runs in order: merge %s; floor %s; floor+sync %s\n", walls(mrr), walls(fr), walls(fsr))
 		fmt.Printf("    %s merge --quiet --overwrite %s %s\n    %s floor %s %s\n    %s floor-sync %s %s\n",
 			bin, cfg, out, self, cfg, floorOut, self, cfg, floorOut)
 		os.RemoveAll(out)
@@ -163,8 +164,21 @@ type run struct {
 
 // median returns the run of median wall time (the upper one of an even count).
 func median(rs []run) run {
-	slices.SortFunc(rs, func(a, b run) int { return cmp.Compare(a.wall, b.wall) })
-	return rs[len(rs)/2]
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b run) int { return cmp.Compare(a.wall, b.wall) })
+	return s[len(s)/2]
+}
+
+// walls lists the runs' wall times, in the order they ran.
+func walls(rs []run) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%.2fs", r.wall.Seconds())
+	}
+	return b.String()
 }
 
 // measure runs a child process and returns its wall time, CPU time and peak RSS.
