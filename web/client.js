@@ -88,12 +88,20 @@ let spare = null;
 
 // jobCore returns a Core for one job: the one started ahead if it is alive, else a new one.
 export function jobCore() {
-  const c = spare && !spare.dead ? spare : new Core();
+  const c = spare && !spare.dead ? spare : newJobCore();
   spare = null;
   return c;
 }
 
 // spareCore starts the Core the next job will take, unless one is waiting.
 export function spareCore() {
-  if (!spare || spare.dead) spare = new Core();
+  if (!spare || spare.dead) spare = newJobCore();
+}
+
+// newJobCore starts a Core and, while its Go core loads, the helper Workers that will read
+// its job's files (worker.js starts them at the first large read otherwise).
+function newJobCore() {
+  const c = new Core();
+  c.worker.postMessage({ type: 'helpers' });
+  return c;
 }

@@ -14,7 +14,8 @@ function dispatch(msg) {
 }
 
 self.onmessage = (e) => {
-  if (handle) dispatch(e.data);
+  if (e.data.type === 'helpers') startHelper(); // a job's Worker, started ahead: client.js
+  else if (handle) dispatch(e.data);
   else queue.push(e.data);
 };
 
