@@ -80,10 +80,10 @@ export class Core {
 
 // A job (a merge, an analysis) runs in a Worker of its own, stopped when it ends: its
 // WebAssembly memory never shrinks, and stopping is how a job that does not answer a
-// cancel is ended. A new Worker loads and starts the Go core before it can begin (the demo
-// merge took 0.61-0.77 s from click to download so, 0.23-0.46 s with a Worker started
-// ahead: BENCHMARKS.md), so one is started ahead: jobCore takes it, and spareCore, called
-// when the page is idle again, starts the next.
+// cancel is ended. A new Worker must load the Go core before its job can begin, so one is
+// started ahead, with its file-reading helpers: jobCore takes it, and spareCore, called
+// when the page is idle again, starts the next (the demo merge, click to download:
+// 0.61-0.77 s before, 0.23-0.46 s after; BENCHMARKS.md).
 let spare = null;
 
 // jobCore returns a Core for one job: the one started ahead if it is alive, else a new one.
