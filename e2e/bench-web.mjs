@@ -144,9 +144,11 @@ async function profileWorker(ctx, page) {
   return {
     async stop() {
       let best = null;
+      let most = -1;
       for (const s of workers) {
         const profile = await send(s, 'Profiler.stop').then((r) => r.profile, () => null);
-        if (profile && (!best || busy(profile) > busy(best))) best = profile;
+        const t = profile ? busy(profile) : -1;
+        if (t > most) [best, most] = [profile, t];
       }
       if (!best) throw new Error('bench-web: no Worker was profiled');
       return best;

@@ -51,7 +51,9 @@ let helpers = [];
 const READERS = 3; // helper Workers: a merge's base and two models read at once
 const helperOf = new WeakMap(); // File → {h, key}: its helper and the number naming it there
 let nextHelper = 0;
-let [windowSize, keep, total] = [16 << 20, 2, 6];
+// Windows without helpers (read here, synchronously): larger and fewer.
+const ALONE = [16 << 20, 2, 6]; // [windowSize, keep, total]
+let [windowSize, keep, total] = ALONE;
 let clock = 0;
 let nextRequest = 1;
 const requests = new Map(); // request id → its window
@@ -86,7 +88,7 @@ function startHelper() {
     helper = null;
     for (const h of helpers) h.terminate();
     helpers = [];
-    [windowSize, keep, total] = [16 << 20, 2, 6];
+    [windowSize, keep, total] = ALONE;
     for (const w of requests.values()) {
       w.error = 'retry';
       for (const wake of w.waiters.splice(0)) wake();
