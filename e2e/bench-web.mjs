@@ -8,7 +8,7 @@
 // that on small models); the page's summary gives the peak WebAssembly memory. On Linux
 // it also gives the CPU time of all of Chromium's processes during each page run. First,
 // the page's read floor: every input byte read in the page by web/reader.js, as a merge
-// reads them (three helper Workers, 8 MiB ranges, buffers given back), and nothing else.
+// reads them (one helper Worker, 8 MiB ranges, buffers given back), and nothing else.
 //
 //   node e2e/bench-web.mjs [--dir .cache/bench/1G] [--size 1G] [--methods a,b] [--runs 3]
 //                          [--no-native] [--no-browser] [--cpuprofile DIR]
@@ -232,7 +232,7 @@ async function browserRun(browser, url, method, profile) {
 }
 
 // readFloor reads every input file in the page through web/reader.js as worker.js has it
-// do for a merge (file i by helper i % 3, 8 MiB ranges in order, each buffer given back
+// do for a merge (one helper for all files, 8 MiB ranges in order, each buffer given back
 // when it arrives) and returns the time from the first request to the last byte.
 async function readFloor(browser, url) {
   const page = await browser.ctx.newPage();
@@ -242,27 +242,24 @@ async function readFloor(browser, url) {
     const cpu0 = chromiumCPU();
     const r = await page.evaluate(() => new Promise((resolve, reject) => {
       const files = [...document.getElementById('bench-files').files];
-      const helpers = [0, 1, 2].map(() => new Worker('web/reader.js'));
+      const h = new Worker('web/reader.js');
       const start = performance.now();
       let left = 0;
       let bytes = 0;
       files.forEach((file, key) => {
-        const h = helpers[key % helpers.length];
         for (let off = 0; off < file.size; off += 8 << 20) {
           h.postMessage({ id: left++, key, file, off, end: Math.min(file.size, off + (8 << 20)) });
         }
       });
-      for (const h of helpers) {
-        h.onmessage = ({ data }) => {
-          if (data.error) return reject(new Error(data.error));
-          bytes += data.n;
-          h.postMessage({ recycle: data.buf }, [data.buf]);
-          if (--left === 0) {
-            for (const x of helpers) x.terminate();
-            resolve({ seconds: (performance.now() - start) / 1000, bytes });
-          }
-        };
-      }
+      h.onmessage = ({ data }) => {
+        if (data.error) return reject(new Error(data.error));
+        bytes += data.n;
+        h.postMessage({ recycle: data.buf }, [data.buf]);
+        if (--left === 0) {
+          h.terminate();
+          resolve({ seconds: (performance.now() - start) / 1000, bytes });
+        }
+      };
     }));
     if (r.bytes !== inputBytes) throw new Error(`bench-web: the read floor read ${r.bytes} bytes, want ${inputBytes}`);
     return { seconds: r.seconds, cpu: chromiumCPU() - cpu0 };

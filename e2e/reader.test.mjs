@@ -45,8 +45,10 @@ after(async () => {
 // run sends the requests [key, off, end] of files (indexes into SIZES) to a reader Worker
 // all at once, giving back each buffer received (so that later ranges are read into it),
 // and returns for each request its reply checked against Blob.arrayBuffer (ok, the reply's
-// id, or its error) and how many replies came in a buffer larger than their range (one
-// given back: the stream path). noBYOB hides the streams' BYOB reader from the Worker.
+// id, or its error), the ids in the order the replies came, and how many replies came in a
+// buffer larger than their range (one given back: the stream path). It fails when a
+// file's replies come out of the order asked. noBYOB hides the streams' BYOB reader from
+// the Worker.
 function run(requests, noBYOB = false) {
   return page.evaluate(async ({ requests, noBYOB }) => {
     const files = [...document.getElementById('reader-files').files];
@@ -64,9 +66,16 @@ function run(requests, noBYOB = false) {
     });
     w.terminate();
     const out = [];
+    const last = new Map(); // key → the id of its last reply so far
+    for (const { id } of replies) {
+      const key = requests[id][0];
+      if (last.get(key) > id) throw new Error(`file ${key}: reply ${id} came after ${last.get(key)}`);
+      last.set(key, id);
+    }
+    const byId = new Map(replies.map((r) => [r.id, r]));
     for (let i = 0; i < requests.length; i++) {
       const [key, off, end] = requests[i];
-      const r = replies[i];
+      const r = byId.get(i);
       if (r.error) {
         out.push({ id: r.id, error: r.error });
         continue;
@@ -76,7 +85,7 @@ function run(requests, noBYOB = false) {
       for (let j = 0; ok && j < want.length; j++) ok = r.bytes[j] === want[j];
       out.push({ id: r.id, ok });
     }
-    return { out, larger: replies.filter((r) => r.len > r.n).length };
+    return { out, order: replies.map((r) => r.id), larger: replies.filter((r) => r.len > r.n).length };
   }, { requests, noBYOB });
 }
 
@@ -111,6 +120,19 @@ for (const noBYOB of [false, true]) {
       if (noBYOB) assert.equal(larger, 0);
       else assert.ok(larger > 0, 'no range was read into a buffer given back');
     });
+
+    // Streams only: FileReaderSync reads one range at a time, in the order asked.
+    if (!noBYOB) {
+      test('files are read at once: one range of a file comes before a long run of another\'s ends', async () => {
+        const requests = [];
+        for (let i = 0; i < 4; i++) requests.push(...ranges(0, 0, SIZES[0], 64 << 10)); // a new stream each time
+        requests.push([5, 0, SIZES[5]]);
+        const { out, order } = await run(requests);
+        out.forEach((r, i) => assert.deepEqual(r, { id: i, ok: true }, `request ${i}: ${JSON.stringify(requests[i])}`));
+        const small = requests.length - 1;
+        assert.ok(order.indexOf(small) < small, `the range of file 5 came after all ${small} of file 0`);
+      });
+    }
 
     test('a range past the end of its file (a file that shrank): an error naming the offset, then reads go on', async () => {
       const n = SIZES[2];

@@ -81,7 +81,7 @@ export class Core {
 // A job (a merge, an analysis) runs in a Worker of its own, stopped when it ends: its
 // WebAssembly memory never shrinks, and stopping is how a job that does not answer a
 // cancel is ended. A new Worker must load the Go core before its job can begin, so one is
-// started ahead, with its file-reading helpers: jobCore takes it, and spareCore, called
+// started ahead, with its file-reading helper: jobCore takes it, and spareCore, called
 // when the page is idle again, starts the next (the demo merge, click to download:
 // 0.61-0.77 s before, 0.23-0.46 s after; BENCHMARKS.md).
 let spare = null;
@@ -98,10 +98,10 @@ export function spareCore() {
   if (!spare || spare.dead) spare = newJobCore();
 }
 
-// newJobCore starts a Core and, while its Go core loads, the helper Workers that will read
-// its job's files (worker.js starts them at the first large read otherwise).
+// newJobCore starts a Core and, while its Go core loads, the helper Worker that will read
+// its job's files (worker.js starts it at the first large read otherwise).
 function newJobCore() {
   const c = new Core();
-  c.worker.postMessage({ type: 'helpers' });
+  c.worker.postMessage({ type: 'helper' });
   return c;
 }

@@ -1,8 +1,9 @@
 // A helper Worker of worker.js: it reads byte ranges of Files on its own thread while the
 // Go core computes on the other, and hands each range over as a transferred ArrayBuffer
 // (not copied). Requests {id, key, file, off, end} (key: a number naming the file, since
-// every message brings a new File object) are answered in order with {id, buf, n}, the
-// range being buf's first n bytes, or {id, error}; {recycle: buf} gives back a buffer
+// every message brings a new File object) are answered with {id, buf, n}, the range being
+// buf's first n bytes, or {id, error}: a file's in the order asked, different files' at
+// once, each read from its own stream, as they come. {recycle: buf} gives back a buffer
 // worker.js has done with.
 //
 // worker.js asks for a file's windows mostly in order, so a range is read from a stream of
@@ -11,7 +12,9 @@
 // helpers reading three 1 GB files in 8 MiB ranges: FileReaderSync 0.16-0.26 GB/s; a new
 // stream per range 0.26 GB/s into new buffers (their page faults), 0.48 GB/s into reused
 // ones; one stream per file into reused buffers 0.80-0.91 GB/s (BENCHMARKS.md, eighth
-// session). Where streams have no BYOB reader, FileReaderSync; and where a stream fails,
+// session). More streams at once in one Worker cost less per byte: one Worker reading the
+// three files at once took 5.0 s of Chromium's CPU, three Workers one file each 5.2-6.9 s
+// (tenth session). Where streams have no BYOB reader, FileReaderSync; and where a stream fails,
 // FileReaderSync again, whose error says why (a stream says "network error" where it says
 // NotReadableError: the file changed on disk).
 const byob = (() => {
@@ -27,14 +30,17 @@ const OPEN = 4; // streams kept open, the least recently used cancelled first
 const POOL = 8; // buffers kept for reuse
 const streams = new Map(); // key → {pos, rd}, in order of use
 const pool = [];
-let queue = Promise.resolve();
+const queues = new Map(); // key → the file's last request, served after those before it
 
 self.onmessage = ({ data }) => {
   if (data.recycle) {
     if (pool.length < POOL) pool.push(data.recycle);
     return;
   }
-  queue = queue.then(() => serve(data));
+  const { key } = data;
+  const q = (queues.get(key) || Promise.resolve()).then(() => serve(data));
+  queues.set(key, q);
+  q.then(() => queues.get(key) === q && queues.delete(key));
 };
 
 async function serve({ id, key, file, off, end }) {

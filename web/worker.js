@@ -14,7 +14,7 @@ function dispatch(msg) {
 }
 
 self.onmessage = (e) => {
-  if (e.data.type === 'helpers') startHelper(); // a job's Worker, started ahead: client.js
+  if (e.data.type === 'helper') startHelper(); // a job's Worker, started ahead: client.js
   else if (handle) dispatch(e.data);
   else queue.push(e.data);
 };
@@ -36,22 +36,23 @@ globalThis.__freelunchPost = (json) => {
 // those of the files being read). Smaller reads (headers, side files) go straight to the
 // file.
 //
-// The windows are read by helper Workers (reader.js, one per file in turn) when they
-// start, so the file reader works on other threads while Go computes: using a window asks
-// for the one after it, and a dropped window's buffer goes back to its helper to be read
-// into again (reader.js says why both matter). A read whose window has not arrived
-// returns -1 and calls wake when it has; Go waits (the JS event loop runs meanwhile) and
-// asks again. Without the helpers, windows are read here, synchronously, larger and fewer.
+// The windows are read by a helper Worker (reader.js, every file at once) when it starts,
+// so the file reader works on other threads while Go computes: using a window asks for
+// the one after it, and a dropped window's buffer goes back to the helper to be read into
+// again (reader.js says why both matter). A read whose window has not arrived returns -1
+// and calls wake when it has; Go waits (the JS event loop runs meanwhile) and asks again.
+// Without the helper, windows are read here, synchronously, larger and fewer.
 const SMALL = 64 << 10;
 const reader = typeof FileReaderSync === 'function' ? new FileReaderSync() : null;
 const windows = new WeakMap(); // File → [{off, n, bytes, error, waiters, used}]
 const held = []; // every file's windows: [{file, w}]
-let helper; // the first helper, or null when there are none
-let helpers = [];
-const READERS = 3; // helper Workers: a merge's base and two models read at once
-const helperOf = new WeakMap(); // File → {h, key}: its helper and the number naming it there
-let nextHelper = 0;
-// Windows without helpers (read here, synchronously): larger and fewer.
+// The helper, or null when there is none. One for all files was faster than one per file:
+// 1G task_arithmetic 5.64 against 5.80 s and dare_ties 7.3 against 7.8 s, means of seven
+// runs alternating (BENCHMARKS.md, tenth session).
+let helper;
+const keyOf = new WeakMap(); // File → the number that names it to the helper
+let nextKey = 0;
+// Windows without a helper (read here, synchronously): larger and fewer.
 const ALONE = [16 << 20, 2, 6]; // [windowSize, keep, total]
 let [windowSize, keep, total] = ALONE;
 let clock = 0;
@@ -63,19 +64,16 @@ function startHelper() {
   helper = null;
   if (typeof Worker !== 'function') return;
   try {
-    for (let i = 0; i < READERS; i++) helpers.push(new Worker('reader.js'));
+    helper = new Worker('reader.js');
   } catch {
-    for (const h of helpers) h.terminate();
-    helpers = [];
     return;
   }
-  helper = helpers[0];
   // ties reads each tensor twice: with four windows per file, the 22 MiB tensors of the 1G
   // benchmark's models (four windows where they start mid-window, and one read ahead) were
   // read twice from the files, ties taking 17.3 and 17.4 s in the page; 12.2 and 13.1 s
   // with six.
   [windowSize, keep, total] = [8 << 20, 6, 24];
-  const onmessage = ({ data }) => {
+  helper.onmessage = ({ data }) => {
     const w = requests.get(data.id);
     if (!w) return;
     requests.delete(data.id);
@@ -84,10 +82,9 @@ function startHelper() {
     for (const wake of w.waiters.splice(0)) wake();
   };
   // A helper that fails (it could not load): the windows are read here instead.
-  const onerror = () => {
+  helper.onerror = () => {
+    helper.terminate();
     helper = null;
-    for (const h of helpers) h.terminate();
-    helpers = [];
     [windowSize, keep, total] = ALONE;
     for (const w of requests.values()) {
       w.error = 'retry';
@@ -95,24 +92,13 @@ function startHelper() {
     }
     requests.clear();
   };
-  for (const h of helpers) {
-    h.onmessage = onmessage;
-    h.onerror = onerror;
-  }
 }
 
-// helperFor returns {h, key}: the helper that reads file's windows, and the number that
-// names the file there. Files are spread over the helpers in the order they are first
-// read, so that the inputs are read in parallel.
-function helperFor(file) {
-  let to = helperOf.get(file);
-  if (!to) helperOf.set(file, (to = { h: helpers[nextHelper % helpers.length], key: nextHelper++ }));
-  return to;
-}
-
-// drop gives a window's buffer back to the helper that read it, to read into again.
-function drop(file, w) {
-  if (helper && w.bytes) helperFor(file).h.postMessage({ recycle: w.bytes.buffer }, [w.bytes.buffer]);
+// keyFor returns the number that names file to the helper (every message brings a new
+// File object).
+function keyFor(file) {
+  if (!keyOf.has(file)) keyOf.set(file, nextKey++);
+  return keyOf.get(file);
 }
 
 function readRange(file, off, end) {
@@ -128,8 +114,7 @@ function fetchWindow(file, wins, at, size) {
   if (helper) {
     const id = nextRequest++;
     requests.set(id, w);
-    const { h, key } = helperFor(file);
-    h.postMessage({ id, key, file, off: at, end: at + w.n });
+    helper.postMessage({ id, key: keyFor(file), file, off: at, end: at + w.n });
   } else {
     w.bytes = readRange(file, at, at + w.n);
   }
@@ -150,12 +135,12 @@ function fetchWindow(file, wins, at, size) {
   return w;
 }
 
-// forget drops window w of file, giving its buffer back to the helper that read it.
+// forget drops window w of file, giving its buffer back to the helper to read into again.
 function forget(file, w) {
   const wins = windows.get(file);
   wins.splice(wins.indexOf(w), 1);
   held.splice(held.findIndex((h) => h.w === w), 1);
-  drop(file, w);
+  if (helper && w.bytes) helper.postMessage({ recycle: w.bytes.buffer }, [w.bytes.buffer]);
 }
 
 // __freelunchRead copies bytes [off, end) of file into the WebAssembly memory at ptr and
