@@ -325,7 +325,7 @@ try {
       if (portable) p.push(nativeRun(cfg, 'freelunch-portable'));
     }
     if (browser) {
-      commands.push(`browser: ${server.url} (bin/freelunch-server), models ${families.map((m) => path.join(opts.dir, m)).join(' ')}, config ${cfg} with the folder names, Merge clicked, timed to the download link`);
+      commands.push(`browser: ${server.url} (bin/freelunch-server), models ${families.map((m) => path.join(opts.dir, m)).join(' ')}, config ${cfg} with the folder names, Merge clicked, timed in the page from its pointerdown to the download link`);
       row.browser = median(b);
     }
     if (opts.native) {
