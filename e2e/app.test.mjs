@@ -296,6 +296,42 @@ describe('browser app', () => {
     }
   });
 
+  // worker.js reads the files itself, in larger windows, when its helper cannot start.
+  test('without its file-reading helper (reader.js not found) a merge still matches the CLI', async () => {
+    const p = await browser.ctx.newPage();
+    let asked = 0;
+    await p.route('**/web/reader.js', (route) => {
+      asked++;
+      return route.fulfill({ status: 404, body: 'not here' });
+    });
+    try {
+      await p.goto(server.url);
+      await p.waitForFunction(() => document.querySelector('#method').options.length > 0);
+      await p.setInputFiles('[data-testid=base-input]', path.join(dir, 'demo-base'));
+      await p.setInputFiles('[data-testid=models-input]', path.join(dir, 'demo-math'));
+      await p.setInputFiles('[data-testid=models-input]', path.join(dir, 'demo-code'));
+      const cfg = config.replace(/  - model: extra\.safetensors\n(.*\n){3}/, '');
+      assert.doesNotMatch(cfg, /extra/);
+      await p.fill('[data-testid=config]', cfg);
+      await p.fill('[data-testid=seed]', '7');
+      await p.waitForSelector('[data-testid=merge]:enabled', { timeout: 20000 });
+      await p.click('[data-testid=merge]');
+      const link = await p.waitForSelector('[data-testid=download]', { timeout: 120000 });
+      const [download] = await Promise.all([p.waitForEvent('download'), link.click()]);
+      const file = path.join(dir, 'no-helper.zip');
+      await download.saveAs(file);
+      const files = unzip(readFileSync(file));
+      assert.ok(asked > 0, 'the page never asked for reader.js');
+      const cli = cliMerge(dir, cfg, 7, 'cli-no-helper');
+      const name = 'model.safetensors';
+      const got = [...files].find(([n]) => n.endsWith('/' + name));
+      assert.ok(got, `zip has no ${name}: ${[...files.keys()].join(', ')}`);
+      assert.ok(Buffer.compare(got[1], readFileSync(path.join(cli, name))) === 0, `${name} differs from the CLI's`);
+    } finally {
+      await p.close();
+    }
+  });
+
   test('the page makes no request but GETs of its own assets', () => {
     const origin = new URL(server.url).origin;
     const foreign = requests.filter((r) => !(r.url.startsWith(origin + '/') || r.url.startsWith('blob:') || r.url.startsWith('data:')));

@@ -2,9 +2,9 @@
 // `make test-e2e-big` names its file). For task_arithmetic, ties and dare_ties on the
 // generated bench models of `make bench` (3 × 1.08 GB BF16 at 1G), it times the merge in
 // headless Chromium through the real page and Worker, from the click on Merge to the
-// download link (timed in the page), then `freelunch merge --threads 1` of the same config, back to back (and
-// `bin/freelunch-portable`, a build without the vector loops, when it exists), and prints
-// one table row per method. The page's zip is not checked here (the e2e tests do
+// download link (timed in the page), then `freelunch merge --threads 1` of the same
+// config, back to back (and `bin/freelunch-portable`, a build without the vector loops,
+// when it exists), and prints one table row per method. The page's zip is not checked here (the e2e tests do
 // that on small models); the page's summary gives the peak WebAssembly memory. On Linux
 // it also gives the CPU time of all of Chromium's processes during each page run. First,
 // the page's read floor: every input byte read in the page by web/reader.js, as a merge

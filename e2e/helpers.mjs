@@ -80,11 +80,12 @@ export function models(name, ...flags) {
   return dir;
 }
 
-// cliMerge runs bin/freelunch merge in dir (model paths in config are relative to it).
-export function cliMerge(dir, config, seed) {
-  const cfg = path.join(dir, 'cli-config.yml');
+// cliMerge runs bin/freelunch merge in dir (model paths in config are relative to it)
+// into the folder dir/name.
+export function cliMerge(dir, config, seed, name = 'cli-out') {
+  const cfg = path.join(dir, `${name}.yml`);
   execFileSync('sh', ['-c', 'cat > "$0"', cfg], { input: config });
-  const out = path.join(dir, 'cli-out');
+  const out = path.join(dir, name);
   execFileSync(path.join(root, 'bin/freelunch'), ['merge', '--quiet', '--random-seed', String(seed), cfg, out], { cwd: dir, stdio: 'inherit' });
   return out;
 }

@@ -13,10 +13,10 @@
 // stream per range 0.26 GB/s into new buffers (their page faults), 0.48 GB/s into reused
 // ones; one stream per file into reused buffers 0.80-0.91 GB/s (BENCHMARKS.md, eighth
 // session). More streams at once in one Worker cost less per byte: one Worker reading the
-// three files at once took 5.0 s of Chromium's CPU, three Workers one file each 5.2-6.9 s
-// (tenth session). Where streams have no BYOB reader, FileReaderSync; and where a stream fails,
-// FileReaderSync again, whose error says why (a stream says "network error" where it says
-// NotReadableError: the file changed on disk).
+// three files at once took 5.0 s of Chromium's CPU, three Workers one file each 5.2-7.8 s
+// (tenth session). Where streams have no BYOB reader, FileReaderSync; and where a stream
+// fails, FileReaderSync again, whose error says why (a stream says "network error" where
+// it says NotReadableError: the file changed on disk).
 const byob = (() => {
   try {
     new Blob([]).stream().getReader({ mode: 'byob' }).releaseLock();

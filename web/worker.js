@@ -63,17 +63,19 @@ function startHelper() {
   if (helper !== undefined) return;
   helper = null;
   if (typeof Worker !== 'function') return;
+  let h;
   try {
-    helper = new Worker('reader.js');
+    h = new Worker('reader.js');
   } catch {
     return;
   }
+  helper = h;
   // ties reads each tensor twice: with four windows per file, the 22 MiB tensors of the 1G
   // benchmark's models (four windows where they start mid-window, and one read ahead) were
   // read twice from the files, ties taking 17.3 and 17.4 s in the page; 12.2 and 13.1 s
   // with six.
   [windowSize, keep, total] = [8 << 20, 6, 24];
-  helper.onmessage = ({ data }) => {
+  h.onmessage = ({ data }) => {
     const w = requests.get(data.id);
     if (!w) return;
     requests.delete(data.id);
@@ -82,8 +84,9 @@ function startHelper() {
     for (const wake of w.waiters.splice(0)) wake();
   };
   // A helper that fails (it could not load): the windows are read here instead.
-  helper.onerror = () => {
-    helper.terminate();
+  h.onerror = () => {
+    h.terminate();
+    if (!helper) return; // an error event after the first
     helper = null;
     [windowSize, keep, total] = ALONE;
     for (const w of requests.values()) {
