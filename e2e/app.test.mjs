@@ -296,39 +296,56 @@ describe('browser app', () => {
     }
   });
 
-  // worker.js reads the files itself, in larger windows, when its helper cannot start.
-  test('without its file-reading helper (reader.js not found) a merge still matches the CLI', async () => {
+  // newPageMerge merges the demo-base, demo-math and demo-code models of from with cfg
+  // (seed 7) in a new page (route, if given, set up on it first) and checks the zip's
+  // model.safetensors against the CLI's merge of the same config into from/name.
+  async function newPageMerge(from, cfg, name, route) {
     const p = await browser.ctx.newPage();
-    let asked = 0;
-    await p.route('**/web/reader.js', (route) => {
-      asked++;
-      return route.fulfill({ status: 404, body: 'not here' });
-    });
     try {
+      await route?.(p);
       await p.goto(server.url);
       await p.waitForFunction(() => document.querySelector('#method').options.length > 0);
-      await p.setInputFiles('[data-testid=base-input]', path.join(dir, 'demo-base'));
-      await p.setInputFiles('[data-testid=models-input]', path.join(dir, 'demo-math'));
-      await p.setInputFiles('[data-testid=models-input]', path.join(dir, 'demo-code'));
-      const cfg = config.replace(/  - model: extra\.safetensors\n(.*\n){3}/, '');
-      assert.doesNotMatch(cfg, /extra/);
+      await p.setInputFiles('[data-testid=base-input]', path.join(from, 'demo-base'));
+      await p.setInputFiles('[data-testid=models-input]', path.join(from, 'demo-math'));
+      await p.setInputFiles('[data-testid=models-input]', path.join(from, 'demo-code'));
       await p.fill('[data-testid=config]', cfg);
       await p.fill('[data-testid=seed]', '7');
       await p.waitForSelector('[data-testid=merge]:enabled', { timeout: 20000 });
       await p.click('[data-testid=merge]');
       const link = await p.waitForSelector('[data-testid=download]', { timeout: 120000 });
       const [download] = await Promise.all([p.waitForEvent('download'), link.click()]);
-      const file = path.join(dir, 'no-helper.zip');
+      const file = path.join(from, `${name}.zip`);
       await download.saveAs(file);
       const files = unzip(readFileSync(file));
-      assert.ok(asked > 0, 'the page never asked for reader.js');
-      const cli = cliMerge(dir, cfg, 7, 'cli-no-helper');
-      const name = 'model.safetensors';
-      const got = [...files].find(([n]) => n.endsWith('/' + name));
-      assert.ok(got, `zip has no ${name}: ${[...files.keys()].join(', ')}`);
-      assert.ok(Buffer.compare(got[1], readFileSync(path.join(cli, name))) === 0, `${name} differs from the CLI's`);
+      const cli = cliMerge(from, cfg, 7, name);
+      const got = [...files].find(([n]) => n.endsWith('/model.safetensors'));
+      assert.ok(got, `zip has no model.safetensors: ${[...files.keys()].join(', ')}`);
+      assert.ok(Buffer.compare(got[1], readFileSync(path.join(cli, 'model.safetensors'))) === 0, 'model.safetensors differs from the CLI\'s');
     } finally {
       await p.close();
+    }
+  }
+  const twoModels = config.replace(/  - model: extra\.safetensors\n(.*\n){3}/, '');
+
+  // worker.js reads the files itself, in larger windows, when its helper cannot start.
+  test('without its file-reading helper (reader.js not found) a merge still matches the CLI', async () => {
+    assert.doesNotMatch(twoModels, /extra/);
+    let asked = 0;
+    await newPageMerge(dir, twoModels, 'cli-no-helper', (p) => p.route('**/web/reader.js', (route) => {
+      asked++;
+      return route.fulfill({ status: 404, body: 'not here' });
+    }));
+    assert.ok(asked > 0, 'the page never asked for reader.js');
+  });
+
+  // 24 files of about 1.2 MB read by the one helper, three at a time, shard after shard.
+  test('models of eight shards each: the merge matches the CLI', async () => {
+    const sharded = models('shards', '-hidden', '256', '-layers', '6', '-shards', '7');
+    try {
+      assert.equal(readdirSync(path.join(sharded, 'demo-math')).filter((f) => f.endsWith('.safetensors')).length, 8);
+      await newPageMerge(sharded, twoModels, 'cli-shards');
+    } finally {
+      rmSync(sharded, { recursive: true, force: true });
     }
   });
 
