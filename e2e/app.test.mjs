@@ -66,11 +66,13 @@ async function setConfig(text) {
   await page.fill('[data-testid=config]', text);
 }
 
-async function mergeAndDownload() {
-  await page.waitForSelector('[data-testid=merge]:enabled', { timeout: 20000 });
-  await page.click('[data-testid=merge]');
-  const link = await page.waitForSelector('[data-testid=download]', { timeout: 120000 });
-  const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+// mergeAndDownload clicks Merge on p (the shared page unless said) and returns the zip's
+// name and files.
+async function mergeAndDownload(p = page) {
+  await p.waitForSelector('[data-testid=merge]:enabled', { timeout: 20000 });
+  await p.click('[data-testid=merge]');
+  const link = await p.waitForSelector('[data-testid=download]', { timeout: 120000 });
+  const [download] = await Promise.all([p.waitForEvent('download'), link.click()]);
   const file = path.join(dir, await download.suggestedFilename());
   await download.saveAs(file);
   return { name: await download.suggestedFilename(), files: unzip(readFileSync(file)) };
@@ -310,13 +312,7 @@ describe('browser app', () => {
       await p.setInputFiles('[data-testid=models-input]', path.join(from, 'demo-code'));
       await p.fill('[data-testid=config]', cfg);
       await p.fill('[data-testid=seed]', '7');
-      await p.waitForSelector('[data-testid=merge]:enabled', { timeout: 20000 });
-      await p.click('[data-testid=merge]');
-      const link = await p.waitForSelector('[data-testid=download]', { timeout: 120000 });
-      const [download] = await Promise.all([p.waitForEvent('download'), link.click()]);
-      const file = path.join(from, `${name}.zip`);
-      await download.saveAs(file);
-      const files = unzip(readFileSync(file));
+      const { files } = await mergeAndDownload(p);
       const cli = cliMerge(from, cfg, 7, name);
       const got = [...files].find(([n]) => n.endsWith('/model.safetensors'));
       assert.ok(got, `zip has no model.safetensors: ${[...files.keys()].join(', ')}`);

@@ -4,11 +4,12 @@
 // headless Chromium through the real page and Worker, from the click on Merge to the
 // download link (timed in the page), then `freelunch merge --threads 1` of the same
 // config, back to back (and `bin/freelunch-portable`, a build without the vector loops,
-// when it exists), and prints one table row per method. The page's zip is not checked here (the e2e tests do
-// that on small models); the page's summary gives the peak WebAssembly memory. On Linux
-// it also gives the CPU time of all of Chromium's processes during each page run. First,
-// the page's read floor: every input byte read in the page by web/reader.js, as a merge
-// reads them (one helper Worker, 8 MiB ranges, buffers given back), and nothing else.
+// when it exists), and prints one table row per method. The page's zip is not checked
+// here (the e2e tests do that on small models); the page's summary gives the peak
+// WebAssembly memory. On Linux it also gives the CPU time of all of Chromium's processes
+// during each page run. First, the page's read floor: every input byte read in the page by
+// web/reader.js, as a merge reads them (one helper Worker, 8 MiB ranges, buffers given
+// back), and nothing else.
 //
 //   node e2e/bench-web.mjs [--dir .cache/bench/1G] [--size 1G] [--methods a,b] [--runs 3]
 //                          [--no-native] [--no-browser] [--cpuprofile DIR]
