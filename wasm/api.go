@@ -241,8 +241,8 @@ func runMerge(ctx context.Context, fsys fileFS, req request, dir safejs.Value) (
 	}, nil
 }
 
-// openOPFS creates (or truncates) name in the origin private file system and opens a
-// synchronous access handle on it (Worker only).
+// openOPFS creates (or opens: newZipSink empties it) name in the origin private file
+// system and opens a synchronous access handle on it (Worker only).
 func openOPFS(name string) (safejs.Value, error) {
 	fail := func(err error) (safejs.Value, error) {
 		if strings.Contains(err.Error(), "QuotaExceeded") {
