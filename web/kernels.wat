@@ -90,7 +90,7 @@
   ;; 16 off, 24 key, 32 thr (int64s). Four elements a turn: two in v128 lanes, whose
   ;; i64x2.mul V8 builds from three 32-bit multiplies, and two in scalar registers, whose
   ;; i64.mul is one instruction and runs beside them: 0.83-0.97 ns a draw against
-  ;; 1.49-1.54 with v128 lanes alone (Node 20, blocks of 8192; BENCHMARKS.md, tenth session).
+  ;; 1.49-1.79 with v128 lanes alone (Node 20, blocks of 8192; BENCHMARKS.md, tenth session).
   (func (export "dareMask") (param $p i32)
     (local $m i32) (local $n i32) (local $i i32) (local $z0 i64)
     (local $z v128) (local $x v128) (local $thr v128) (local $step v128)
