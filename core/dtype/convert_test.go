@@ -79,13 +79,6 @@ func (f format) wantNaN(x float32) uint16 {
 	return uint16(u>>31)<<15 | f.expMask() | uint16((u&0x7fffff)>>(23-f.frac)) | f.quiet
 }
 
-// encode1 encodes x to f with the bulk kernel.
-func (f format) encode1(x float32) uint16 {
-	var b [2]byte
-	Encode(b[:], []float32{x}, f.d)
-	return binary.LittleEndian.Uint16(b[:])
-}
-
 // checkEncode encodes xs with Encode and compares every element with the reference.
 func (f format) checkEncode(t *testing.T, xs []float32, buf []byte) {
 	t.Helper()

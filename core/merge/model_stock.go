@@ -115,7 +115,7 @@ func (k *stockKernel) Merge(dst []float32, _ int64, in [][]float32) {
 		return
 	}
 	var buf [36]float64 // statistics of up to 8 models without allocating
-	stats := buf[:0]
+	var stats []float64
 	if m := k.n * (k.n + 1) / 2; m <= len(buf) {
 		stats = buf[:m]
 	} else {
