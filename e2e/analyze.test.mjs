@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { launch, models, root, startServer } from './helpers.mjs';
 
@@ -37,6 +37,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 // elements counts the elements of the float tensors of a one-file model from its header.
