@@ -85,58 +85,85 @@
         (local.set $i (i32.add (local.get $i) (i32.const 2)))
         (br $next))))
 
-  ;; dareMask is core/merge's dareMask on the first n - n%4 elements: m[i] all ones where
+  ;; dareMask is core/merge's dareMask on the first n - n%8 elements: m[i] all ones where
   ;; mix64(key + (off+i+1)·gamma64) >> 11 < thr, else zero. Parameter block: 0 m, 8 n,
-  ;; 16 off, 24 key, 32 thr (int64s). Four elements a turn: two in v128 lanes, whose
-  ;; i64x2.mul V8 builds from three 32-bit multiplies, and two in scalar registers, whose
-  ;; i64.mul is one instruction and runs beside them: 0.83-0.97 ns a draw against
-  ;; 1.49-1.79 with v128 lanes alone (Node 20, blocks of 8192; BENCHMARKS.md, tenth session).
+  ;; 16 off, 24 key, 32 thr (int64s). Eight elements a turn: four in v128 lanes, whose
+  ;; i64x2.mul V8 builds from three 32-bit multiplies, and four in scalar registers, whose
+  ;; i64.mul is one instruction and runs beside them. A draw took 12-17% less time than
+  ;; with two and two a turn, which took about 45% less than v128 lanes alone (Node 20 and
+  ;; Chromium 148; BENCHMARKS.md, tenth and twelfth sessions).
   (func (export "dareMask") (param $p i32)
     (local $m i32) (local $n i32) (local $i i32) (local $z0 i64)
-    (local $z v128) (local $x v128) (local $thr v128) (local $step v128)
-    (local $s i64) (local $a i64) (local $b i64) (local $t i64) (local $sstep i64)
+    (local $z v128) (local $y v128) (local $x v128) (local $w v128) (local $thr v128) (local $step v128)
+    (local $s i64) (local $a i64) (local $b i64) (local $c i64) (local $d i64) (local $t i64)
     (local.set $m (i32.load (local.get $p)))
     (local.set $n (i32.load offset=8 (local.get $p)))
     (local.set $z0 (i64.add (i64.load offset=24 (local.get $p))
       (i64.mul (i64.add (i64.load offset=16 (local.get $p)) (i64.const 1)) (i64.const 0x9e3779b97f4a7c15))))
-    ;; elements i and i+1 in $z's lanes, i+2 in $s (and i+3 in $s + gamma64)
+    ;; elements i and i+1 in $z's lanes, i+2 and i+3 in $y's, i+4 in $s (and i+5 to i+7
+    ;; in $s plus one to three times gamma64: the constants below)
     (local.set $z (i64x2.replace_lane 1 (i64x2.splat (local.get $z0))
       (i64.add (local.get $z0) (i64.const 0x9e3779b97f4a7c15))))
-    (local.set $s (i64.add (local.get $z0) (i64.mul (i64.const 2) (i64.const 0x9e3779b97f4a7c15))))
-    (local.set $sstep (i64.mul (i64.const 4) (i64.const 0x9e3779b97f4a7c15)))
-    (local.set $step (i64x2.splat (local.get $sstep)))
+    (local.set $y (i64x2.add (local.get $z) (i64x2.splat (i64.const 0x3c6ef372fe94f82a))))
+    (local.set $s (i64.add (local.get $z0) (i64.const 0x78dde6e5fd29f054)))
+    (local.set $step (i64x2.splat (i64.const 0xf1bbcdcbfa53e0a8))) ;; 8·gamma64
     (local.set $t (i64.load offset=32 (local.get $p)))
     (local.set $thr (i64x2.splat (local.get $t)))
     (block $done
       (loop $next
-        (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+        (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 8)) (local.get $n)))
         (local.set $x (v128.xor (local.get $z) (i64x2.shr_u (local.get $z) (i32.const 30))))
+        (local.set $w (v128.xor (local.get $y) (i64x2.shr_u (local.get $y) (i32.const 30))))
         (local.set $a (i64.xor (local.get $s) (i64.shr_u (local.get $s) (i64.const 30))))
         (local.set $b (i64.add (local.get $s) (i64.const 0x9e3779b97f4a7c15)))
         (local.set $b (i64.xor (local.get $b) (i64.shr_u (local.get $b) (i64.const 30))))
+        (local.set $c (i64.add (local.get $s) (i64.const 0x3c6ef372fe94f82a)))
+        (local.set $c (i64.xor (local.get $c) (i64.shr_u (local.get $c) (i64.const 30))))
+        (local.set $d (i64.add (local.get $s) (i64.const 0xdaa66d2c7ddf743f)))
+        (local.set $d (i64.xor (local.get $d) (i64.shr_u (local.get $d) (i64.const 30))))
         (local.set $x (i64x2.mul (local.get $x) (i64x2.splat (i64.const 0xbf58476d1ce4e5b9))))
+        (local.set $w (i64x2.mul (local.get $w) (i64x2.splat (i64.const 0xbf58476d1ce4e5b9))))
         (local.set $a (i64.mul (local.get $a) (i64.const 0xbf58476d1ce4e5b9)))
         (local.set $b (i64.mul (local.get $b) (i64.const 0xbf58476d1ce4e5b9)))
+        (local.set $c (i64.mul (local.get $c) (i64.const 0xbf58476d1ce4e5b9)))
+        (local.set $d (i64.mul (local.get $d) (i64.const 0xbf58476d1ce4e5b9)))
         (local.set $x (v128.xor (local.get $x) (i64x2.shr_u (local.get $x) (i32.const 27))))
+        (local.set $w (v128.xor (local.get $w) (i64x2.shr_u (local.get $w) (i32.const 27))))
         (local.set $a (i64.xor (local.get $a) (i64.shr_u (local.get $a) (i64.const 27))))
         (local.set $b (i64.xor (local.get $b) (i64.shr_u (local.get $b) (i64.const 27))))
+        (local.set $c (i64.xor (local.get $c) (i64.shr_u (local.get $c) (i64.const 27))))
+        (local.set $d (i64.xor (local.get $d) (i64.shr_u (local.get $d) (i64.const 27))))
         (local.set $x (i64x2.mul (local.get $x) (i64x2.splat (i64.const 0x94d049bb133111eb))))
+        (local.set $w (i64x2.mul (local.get $w) (i64x2.splat (i64.const 0x94d049bb133111eb))))
         (local.set $a (i64.mul (local.get $a) (i64.const 0x94d049bb133111eb)))
         (local.set $b (i64.mul (local.get $b) (i64.const 0x94d049bb133111eb)))
+        (local.set $c (i64.mul (local.get $c) (i64.const 0x94d049bb133111eb)))
+        (local.set $d (i64.mul (local.get $d) (i64.const 0x94d049bb133111eb)))
         (local.set $x (i64x2.shr_u (v128.xor (local.get $x) (i64x2.shr_u (local.get $x) (i32.const 31)))
+          (i32.const 11)))
+        (local.set $w (i64x2.shr_u (v128.xor (local.get $w) (i64x2.shr_u (local.get $w) (i32.const 31)))
           (i32.const 11)))
         (local.set $a (i64.shr_u (i64.xor (local.get $a) (i64.shr_u (local.get $a) (i64.const 31))) (i64.const 11)))
         (local.set $b (i64.shr_u (i64.xor (local.get $b) (i64.shr_u (local.get $b) (i64.const 31))) (i64.const 11)))
+        (local.set $c (i64.shr_u (i64.xor (local.get $c) (i64.shr_u (local.get $c) (i64.const 31))) (i64.const 11)))
+        (local.set $d (i64.shr_u (i64.xor (local.get $d) (i64.shr_u (local.get $d) (i64.const 31))) (i64.const 11)))
         ;; all below 2^54: signed compares are exact
         (v128.store (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
           (i64x2.lt_s (local.get $x) (local.get $thr)))
-        (i64.store offset=16 (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
+        (v128.store offset=16 (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
+          (i64x2.lt_s (local.get $w) (local.get $thr)))
+        (i64.store offset=32 (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
           (i64.sub (i64.const 0) (i64.extend_i32_u (i64.lt_s (local.get $a) (local.get $t)))))
-        (i64.store offset=24 (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
+        (i64.store offset=40 (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
           (i64.sub (i64.const 0) (i64.extend_i32_u (i64.lt_s (local.get $b) (local.get $t)))))
+        (i64.store offset=48 (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
+          (i64.sub (i64.const 0) (i64.extend_i32_u (i64.lt_s (local.get $c) (local.get $t)))))
+        (i64.store offset=56 (i32.add (local.get $m) (i32.shl (local.get $i) (i32.const 3)))
+          (i64.sub (i64.const 0) (i64.extend_i32_u (i64.lt_s (local.get $d) (local.get $t)))))
         (local.set $z (i64x2.add (local.get $z) (local.get $step)))
-        (local.set $s (i64.add (local.get $s) (local.get $sstep)))
-        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (local.set $y (i64x2.add (local.get $y) (local.get $step)))
+        (local.set $s (i64.add (local.get $s) (i64.const 0xf1bbcdcbfa53e0a8)))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
         (br $next))))
 
   ;; topKMask is core/merge's selector.maskGo on the first n - n%4 elements: m[i] all ones

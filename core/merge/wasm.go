@@ -123,7 +123,7 @@ func (k *tvKernel) keepWasm(sc *wasmScratch, m []uint64, j int, off int64, x, b 
 	case k.m.sparsify == dareDrop:
 		p[0], p[1], p[2], p[3], p[4] = addr(m), uint64(n), uint64(off), k.stream[j].key, k.thr[j]
 		call(wasmK.DareMask, p)
-		if e := n - n%4; e < n {
+		if e := n - n%8; e < n {
 			dareMask(m[e:], k.stream[j], off+int64(e), k.thr[j])
 		}
 		return
